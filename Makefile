@@ -1,0 +1,38 @@
+# ffrepro -- build, test, benchmark and demo entry points.
+# `make demo` and `make test` work on a fresh Debian machine: both install what they need.
+
+SWIFT      ?= swift
+CONFIG     ?= release
+BIN        := .build/$(CONFIG)/repro
+DATA       ?= data
+THREADS    ?=
+SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# System packages (Debian names). apt runs only when one of them is missing.
+APT_PACKAGES := pkg-config libopenblas-dev libhdf5-dev hdf5-tools libpng-dev libjpeg-dev \
+                libopenmpi-dev openmpi-bin
+DEMO_PACKAGES := dataset-fashion-mnist
+
+.PHONY: setup setup-demo build test bench demo clean
+
+setup:
+	@bash tools/apt-ensure.sh $(APT_PACKAGES)
+
+setup-demo: setup
+	@bash tools/apt-ensure.sh $(DEMO_PACKAGES)
+
+build: setup
+	$(SWIFT) build -c $(CONFIG) --product repro
+
+test: setup
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+bench: build
+	$(BIN) bench $(if $(THREADS),--threads $(THREADS),)
+
+demo: setup-demo build
+	bash tools/demo.sh $(BIN) $(DATA)
+
+clean:
+	rm -rf .build

@@ -1,0 +1,3 @@
+import FFEngine
+let ctx = ComputeContext()
+print("ffrepro: \(ctx.threads) threads, simd \(ctx.simdName)")
