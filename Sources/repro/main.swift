@@ -1,3 +1,0 @@
-import FFEngine
-let ctx = ComputeContext()
-print("ffrepro: \(ctx.threads) threads, simd \(ctx.simdName)")
