@@ -1,0 +1,76 @@
+/// A trainable tensor and its gradient. `name` is the stable key used in checkpoints
+/// and optimizer state (e.g. "units.2.conv.weight").
+public final class Parameter {
+    public let name: String
+    public let value: Tensor
+    public let grad: Tensor
+    /// Whether weight decay applies (PyTorch's default optimizers decay every parameter).
+    public var decay: Bool
+
+    public init(name: String, value: Tensor, decay: Bool = true) {
+        self.name = name
+        self.value = value
+        self.grad = Tensor(zeros: value.shape)
+        self.decay = decay
+    }
+
+    public var shape: [Int] { value.shape }
+}
+
+/// A named tensor that is saved but not trained (running statistics, fixed readouts).
+public struct Buffer {
+    public let name: String
+    public let value: Tensor
+    public init(name: String, value: Tensor) { self.name = name; self.value = value }
+}
+
+public enum ForwardMode: Equatable {
+    /// Running statistics, nothing cached.
+    case eval
+    /// Batch statistics; `cache` keeps what `backward` needs.
+    case train(cache: Bool)
+
+    public var isTraining: Bool { self != .eval }
+    public var caches: Bool { self == .train(cache: true) }
+}
+
+/// One differentiable operation. `forward` with `.train(cache: true)` records what
+/// `backward` needs; `backward` adds parameter gradients into `Parameter.grad` and returns
+/// the input gradient only when asked (layer-local training never asks at a layer
+/// boundary, which is where it saves its compute).
+public protocol Layer: AnyObject {
+    var parameters: [Parameter] { get }
+    var buffers: [Buffer] { get }
+    func outputShape(_ input: [Int]) -> [Int]
+    func forward(_ x: Tensor, _ mode: ForwardMode) -> Tensor
+    func backward(_ dy: Tensor, inputGrad: Bool) -> Tensor?
+    /// Drops cached activations so only the current layer's memory stays alive.
+    func releaseCache()
+}
+
+extension Layer {
+    public var parameters: [Parameter] { [] }
+    public var buffers: [Buffer] { [] }
+}
+
+/// Deterministic initialisation streams: each parameter draws from its own stream keyed
+/// by its name, so adding a layer elsewhere never changes another layer's initial weights.
+public enum Init {
+    public static func stream(for name: String) -> UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in name.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return h
+    }
+
+    /// PyTorch's default for Conv/Linear weights and biases: U(-1/sqrt(fanIn), 1/sqrt(fanIn)).
+    public static func fanInUniform(_ t: Tensor, fanIn: Int, seed: UInt64, name: String) {
+        var rng = RNG(seed: seed, stream: stream(for: name))
+        let bound = 1 / Float(Double(fanIn).squareRoot())
+        rng.fillUniform(t, low: -bound, high: bound)
+    }
+
+    public static func normal(_ t: Tensor, std: Float, seed: UInt64, name: String) {
+        var rng = RNG(seed: seed, stream: stream(for: name))
+        rng.fillNormal(t, std: std)
+    }
+}

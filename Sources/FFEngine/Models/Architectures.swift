@@ -1,0 +1,48 @@
+/// Declarative VGG-style stacks: conv3x3 (pad 1) layers with pooling after some of them.
+public struct VGGSpec: Codable, Equatable {
+    /// Output channels of each conv layer, in order.
+    public var channels: [Int]
+    /// 1-based indices of the conv layers followed by a pooling layer.
+    public var poolAfter: [Int]
+
+    public init(channels: [Int], poolAfter: [Int]) {
+        self.channels = channels
+        self.poolAfter = poolAfter
+    }
+
+    /// ASGE/DTG-FF VGG8: 7 conv layers; layers 2..7 hold 2560 channels (METHODS.md).
+    public static let vgg8 = VGGSpec(channels: [128, 256, 256, 512, 512, 512, 512], poolAfter: [1, 3, 5, 7])
+    /// Standard VGG11 stack [64,M,128,M,256,256,M,512,512,M,512,512,M].
+    public static let vgg11 = VGGSpec(channels: [64, 128, 256, 256, 512, 512, 512, 512], poolAfter: [1, 2, 4, 6, 8])
+    /// Standard VGG16 (13 conv layers).
+    public static let vgg16 = VGGSpec(channels: [64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512],
+                                      poolAfter: [2, 4, 7, 10, 13])
+
+    public static func named(_ name: String) throws -> VGGSpec {
+        switch name {
+        case "vgg8": return .vgg8
+        case "vgg11": return .vgg11
+        case "vgg16": return .vgg16
+        default:
+            throw FFError("unknown architecture '\(name)'. Known: vgg8, vgg11, vgg16.")
+        }
+    }
+
+    /// Best Pred drops the classifier and appends a copy of the last conv layer (ASGE,
+    /// Table 3); the copy has no pooling after it.
+    public func withCopiedLastLayer() -> VGGSpec {
+        VGGSpec(channels: channels + [channels.last!], poolAfter: poolAfter)
+    }
+
+    /// Checks that every pooling step leaves a spatial size of at least 1.
+    public func validate(inputSize: Int, poolSize: Int) throws {
+        var s = inputSize
+        for i in 1...channels.count where poolAfter.contains(i) {
+            s /= poolSize
+            if s < 1 {
+                throw FFError("the architecture pools \(poolAfter.count) times; an input of \(inputSize)x\(inputSize) "
+                              + "shrinks to nothing at layer \(i). Use a larger input or fewer pooling layers.")
+            }
+        }
+    }
+}

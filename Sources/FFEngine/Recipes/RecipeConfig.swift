@@ -1,0 +1,167 @@
+import Foundation
+
+/// Everything a run depends on. A recipe is a named, complete `RecipeConfig`; command-line
+/// options override fields; the resolved config is stored in every checkpoint (JSON), so
+/// `repro eval` and `--resume` rebuild exactly the same model.
+///
+/// Fields marked [choice] are our documented choices where the papers are silent
+/// (see papers/<paper>/README.md, "Assumptions").
+public struct RecipeConfig: Codable, Equatable {
+    // MARK: Identity
+    public var name: String
+    /// "asge", "dtgff" or "bp" (the backprop baselines).
+    public var paper: String
+    public var summary: String
+
+    // MARK: Method
+    /// "layer-local" (ASGE, DTG-FF), "backprop" (plain BP baseline) or "deep-sup"
+    /// (BP-DeepSup: end-to-end backprop of the final CE plus the per-layer readout losses).
+    public var training: String
+
+    // MARK: Data
+    /// Catalog name: mnist, fashion-mnist, cifar10, cifar100, imagenet100, tiny-imagenet, imagenette.
+    public var dataset: String
+    /// Label set inside the shards: "labels", or "coarse_labels" (CIFAR-100's 20 superclasses).
+    public var labels: String = "labels"
+    /// "none", "crop-flip" (random crop with padding + horizontal flip) or "rrc-flip"
+    /// (random-resized-crop + flip; evaluation uses a center crop). [choice]
+    public var augment: String = "none"
+    /// Padding of the random crop. [choice]
+    public var cropPadding: Int = 4
+    /// Minimum area fraction of random-resized-crop. [choice]
+    public var rrcScaleMin: Double = 0.08
+    /// Network input size; nil = the stored image size. ImageNet recipes crop 224 from 256.
+    public var inputSize: Int?
+    /// Train on the first N images of a fixed seeded permutation (nil = all).
+    public var subset: Int?
+    /// Evaluate on the first N images of each evaluation split (nil = all).
+    public var evalSubset: Int?
+
+    // MARK: Model
+    /// "vgg8", "vgg11" or "vgg16".
+    public var arch: String
+    /// ASGE partition hyper-parameter alpha (eq. 3).
+    public var alpha: Double = 1
+    /// Pooling kind after the pooling layers: rms (ASGE), avg, max.
+    public var pool: Ops.PoolKind = .rms
+    /// Pooling window = stride. [choice]
+    public var poolSize: Int = 2
+    /// 1-based conv layers followed by pooling; nil = the architecture's default. [choice for VGG8]
+    public var poolAfter: [Int]?
+    /// Prediction strategy: "fusion", "last" or "best".
+    public var pred: String = "fusion"
+    /// LayerNorm epsilon. [choice]
+    public var lnEps: Double = 1e-5
+    /// Whether the per-sample LayerNorm has affine parameters. Under layer-local training
+    /// they would receive no gradient (each loss is taken before pooling and LayerNorm),
+    /// so the layer-local recipes use none; the backprop recipes train them. [choice]
+    public var lnAffine: Bool = false
+    /// Fixed readout std = readoutStdScale / sqrt(N) for weights and bias. [choice: the paper writes N(0, 1/sqrt(N))]
+    public var readoutStdScale: Double = 1
+    /// Normalisation inside the plain BP baseline: "batch" or "layer". [choice]
+    public var bpNorm: String = "batch"
+
+    // MARK: DTG-FF
+    /// Learnable per-layer temperature T = exp(tau) dividing the goodness.
+    public var learnTemperature: Bool = false
+    /// Initial tau (T = exp(tau)). [choice]
+    public var temperatureInit: Double = 0
+    /// Fused classifier with BatchNorm1d before the Linear (DTG-FF).
+    public var fusionBatchNorm: Bool = false
+    /// Weight of each per-layer readout loss in BP-DeepSup. [choice: equal weights]
+    public var deepSupWeight: Double = 1
+
+    // MARK: Optimisation
+    /// "adamw" or "sgd".
+    public var optimizer: String = "adamw"
+    public var lr: Double
+    public var minLR: Double
+    public var weightDecay: Double
+    public var momentum: Double = 0.9
+    public var nesterov: Bool = false
+    public var beta1: Double = 0.9
+    public var beta2: Double = 0.999
+    public var adamEps: Double = 1e-8
+    /// Linear warm-up epochs before the cosine schedule. [choice]
+    public var warmupEpochs: Int = 0
+    public var epochs: Int
+    public var batchSize: Int
+    /// Gradient accumulation: each optimizer step sums K micro-batches of batchSize/K.
+    public var accumulate: Int = 1
+    public var seed: UInt64 = 0
+
+    // MARK: Reporting
+    /// The paper's test accuracy (%) for this recipe, printed next to ours.
+    public var paperTop1: Double?
+    public var paperTop5: Double?
+    /// Where the number comes from, e.g. "ASGE Table 4".
+    public var paperSource: String?
+
+    public init(name: String, paper: String, summary: String, training: String, dataset: String, arch: String,
+                lr: Double, minLR: Double, weightDecay: Double, epochs: Int, batchSize: Int) {
+        self.name = name
+        self.paper = paper
+        self.summary = summary
+        self.training = training
+        self.dataset = dataset
+        self.arch = arch
+        self.lr = lr
+        self.minLR = minLR
+        self.weightDecay = weightDecay
+        self.epochs = epochs
+        self.batchSize = batchSize
+    }
+
+    // MARK: JSON
+
+    public static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.keyEncodingStrategy = .convertToSnakeCase
+        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return e
+    }()
+
+    public static let decoder: JSONDecoder = {
+        let d = JSONDecoder()
+        d.keyDecodingStrategy = .convertFromSnakeCase
+        return d
+    }()
+
+    public func json() -> String {
+        String(decoding: try! RecipeConfig.encoder.encode(self), as: UTF8.self)
+    }
+
+    public static func fromJSON(_ text: String, source: String) throws -> RecipeConfig {
+        do {
+            return try decoder.decode(RecipeConfig.self, from: Data(text.utf8))
+        } catch {
+            throw FFError("\(source): the stored recipe config is not readable by this version of repro (\(error)).")
+        }
+    }
+
+    /// Rejects combinations that cannot run, with a message naming the field.
+    public func validate() throws {
+        let known: [(String, String, [String])] = [
+            ("training", training, ["layer-local", "backprop", "deep-sup"]),
+            ("pred", pred, ["fusion", "last", "best"]),
+            ("optimizer", optimizer, ["adamw", "sgd"]),
+            ("augment", augment, ["none", "crop-flip", "rrc-flip"]),
+            ("labels", labels, ["labels", "coarse_labels"]),
+            ("bp_norm", bpNorm, ["batch", "layer"]),
+        ]
+        for (field, value, allowed) in known where !allowed.contains(value) {
+            throw FFError("config field \(field) = '\(value)' is not one of: \(allowed.joined(separator: ", ")).")
+        }
+        if batchSize < 1 { throw FFError("batch_size must be at least 1 (got \(batchSize)).") }
+        if accumulate < 1 || batchSize % accumulate != 0 {
+            throw FFError("accumulate = \(accumulate) must be >= 1 and divide batch_size = \(batchSize).")
+        }
+        if epochs < 1 { throw FFError("epochs must be at least 1 (got \(epochs)).") }
+        if lr <= 0 || minLR < 0 || minLR > lr { throw FFError("need 0 <= min_lr <= lr and lr > 0 (lr \(lr), min_lr \(minLR)).") }
+        if alpha < 0 { throw FFError("alpha must be >= 0 (got \(alpha)).") }
+        if training != "layer-local" && pred == "best" {
+            throw FFError("pred = best needs the layer-local readouts; the \(training) recipes use their classifier.")
+        }
+        _ = try VGGSpec.named(arch)
+    }
+}
