@@ -35,8 +35,10 @@ let package = Package(
                 cSettings: cOptimise + [.unsafeFlags(["-std=gnu11"])],
                 linkerSettings: [.linkedLibrary("m"), .linkedLibrary("pthread")]),
         // File formats: HDF5 read/write, PNG/JPEG decode, image resize/augment.
+        // zlib comes with libpng-dev (reads .gz datasets).
         .target(name: "FFIO", dependencies: ["CHDF5", "CPNG", "CJPEG"], path: "CSources/FFIO",
-                cSettings: cOptimise + [.unsafeFlags(["-std=gnu11"])]),
+                cSettings: cOptimise + [.unsafeFlags(["-std=gnu11"])],
+                linkerSettings: [.linkedLibrary("z"), .linkedLibrary("m"), .linkedLibrary("pthread")]),
 
         .target(name: "FFEngine", dependencies: ["FFCore", "FFIO"], path: "Sources/FFEngine",
                 swiftSettings: [.swiftLanguageMode(.v5)]),
