@@ -1,5 +1,14 @@
-/* ffio.h -- file formats for ffrepro: HDF5 datasets/attributes, PNG/JPEG decoding,
- * image resize and augmentation on uint8 pixels. (Filled in by the data room.) */
+/* ffio.h -- file formats for ffrepro: HDF5 datasets/attributes, PNG/JPEG decoding and
+ * encoding, gzip, SHA-256, and image resize/crop/flip/normalize on uint8 pixels.
+ *
+ * Conventions:
+ *  - Functions returning int give 0 on success and -1 on failure; functions returning a
+ *    handle give a negative value on failure. After a failure ffio_last_error() holds a
+ *    one-line reason for the calling thread (HDF5's innermost message included).
+ *  - Images are interleaved uint8 HWC ("NHWC" for batches); float outputs are CHW.
+ *  - HDF5 calls are serialised by one process-wide lock, so handles may be used from any
+ *    thread (the library on other platforms may not be built thread-safe).
+ *  - Memory returned to the caller (strings, pixel buffers) is freed with ffio_free. */
 #ifndef FFIO_H
 #define FFIO_H
 #include <stddef.h>
@@ -7,7 +16,149 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
 const char *ffio_version(void);
+/* Reason for the last failure on this thread ("" if none). */
+const char *ffio_last_error(void);
+void ffio_free(void *p);
+
+/* ---------------------------------------------------------------------------------------
+ * HDF5. Object names are paths relative to the root ("images", "params/l1.conv.weight");
+ * "/" or "" is the root group. Groups, datasets and files are created with object time
+ * tracking disabled, so the same writes in the same order give byte-identical files.
+ * ------------------------------------------------------------------------------------ */
+enum { FFIO_U8 = 1, FFIO_I32 = 2, FFIO_I64 = 3, FFIO_U64 = 4, FFIO_F32 = 5, FFIO_F64 = 6,
+       FFIO_STRING = 7, FFIO_OTHER = 8 };
+#define FFIO_MAX_RANK 16
+
+/* Creates (truncating) or opens a file. Returns a file handle or -1. */
+int64_t ffio_h5_create(const char *path);
+int64_t ffio_h5_open(const char *path, int writable);
+int ffio_h5_close(int64_t file);
+int ffio_h5_flush(int64_t file);
+/* 1 if `path` starts with the HDF5 signature, 0 if not, -1 if it cannot be read. */
+int ffio_h5_is_hdf5(const char *path);
+
+/* 1 if the link exists (every component), 0 if not. */
+int ffio_h5_exists(int64_t file, const char *name);
+/* Newline-separated paths of all datasets below the root, depth first in name order.
+ * Returned string is freed with ffio_free; NULL on failure. */
+char *ffio_h5_list_datasets(int64_t file);
+
+/* Datasets. rank 0 means a scalar. chunk may be NULL (contiguous layout). Missing parent
+ * groups are created. Returns a dataset handle or -1. */
+int64_t ffio_h5_dset_create(int64_t file, const char *name, int dtype, int rank,
+                            const int64_t *dims, const int64_t *chunk);
+int64_t ffio_h5_dset_open(int64_t file, const char *name);
+int ffio_h5_dset_close(int64_t dset);
+/* Element type (FFIO_*), rank and dims (dims has room for FFIO_MAX_RANK entries). */
+int ffio_h5_dset_info(int64_t dset, int *dtype, int *rank, int64_t *dims);
+/* Hyperslab I/O of a contiguous block: start/count have `rank` entries; both NULL means
+ * the whole dataset. `dtype` is the memory type; HDF5 converts between numeric types. */
+int ffio_h5_dset_write(int64_t dset, int dtype, const int64_t *start, const int64_t *count,
+                       const void *data);
+int ffio_h5_dset_read(int64_t dset, int dtype, const int64_t *start, const int64_t *count,
+                      void *data);
+/* Reads rows idx[0..n) (indices along axis 0, any order, repeats allowed) of a dataset into
+ * consecutive rows of `data`. Consecutive indices are read as one block. */
+int ffio_h5_dset_read_rows(int64_t dset, int dtype, const int64_t *idx, int64_t n, void *data);
+
+/* Attributes on the object `obj` ("/" for the root). Writing replaces an attribute of the
+ * same name; a numeric attribute with the same type and length is overwritten in place, so
+ * rewriting it does not move anything in the file. Strings are variable-length UTF-8. */
+int ffio_h5_attr_write_string(int64_t file, const char *obj, const char *name, const char *value);
+/* rank 0 = scalar (n must be 1), rank 1 = vector of n. */
+int ffio_h5_attr_write(int64_t file, const char *obj, const char *name, int dtype, int rank,
+                       int64_t n, const void *values);
+/* 1 exists, 0 not, -1 error. */
+int ffio_h5_attr_exists(int64_t file, const char *obj, const char *name);
+/* Type class (FFIO_*) and element count of an attribute, or -1. */
+int ffio_h5_attr_info(int64_t file, const char *obj, const char *name, int *dtype, int64_t *n);
+/* String attribute (variable or fixed length), freed with ffio_free; NULL on failure. */
+char *ffio_h5_attr_read_string(int64_t file, const char *obj, const char *name);
+/* Numeric attribute converted to `dtype`; n must equal the attribute's element count. */
+int ffio_h5_attr_read(int64_t file, const char *obj, const char *name, int dtype, int64_t n,
+                      void *values);
+/* Newline-separated attribute names of `obj` in name order; freed with ffio_free. */
+char *ffio_h5_attr_names(int64_t file, const char *obj);
+
+/* ---------------------------------------------------------------------------------------
+ * Images: decoding and encoding.
+ * ------------------------------------------------------------------------------------ */
+typedef struct {
+    uint8_t *pixels; /* h * w * channels, freed with ffio_free */
+    int width, height, channels;
+    int src_width, src_height; /* size before any DCT scaling */
+} ffio_image;
+
+/* Decodes a PNG or JPEG (told apart by signature, not by name) to 8-bit RGB. Grayscale and
+ * palette images become RGB, 16-bit samples are scaled to 8 bits, alpha is dropped, CMYK
+ * JPEGs are converted. EXIF orientation is ignored. For JPEGs whose shorter side is at
+ * least 2 * min_short, libjpeg's DCT scaling (1/2, 1/4, 1/8) decodes a smaller image whose
+ * shorter side stays >= min_short (0 disables). A truncated or corrupt file is an error.
+ * Returns 0, or -1 with a reason in `err`. */
+int ffio_image_decode(const uint8_t *data, size_t len, int min_short, ffio_image *out,
+                      char *err, size_t errlen);
+int ffio_image_load(const char *path, int min_short, ffio_image *out, char *err, size_t errlen);
+
+/* Loads an image file, resizes its shorter side to `size` (antialiased) and center-crops
+ * to size x size x 3 into `out`. src_w/src_h (may be NULL) receive the original size. */
+int ffio_image_prepare(const char *path, int size, uint8_t *out, int *src_w, int *src_h,
+                       char *err, size_t errlen);
+
+/* PNG encoding (test fixtures, exports). color_type: 0 gray, 2 RGB, 3 palette, 6 RGBA.
+ * bit_depth 8 or 16 (16: samples are big-endian uint16 pairs in `pixels`); palette has
+ * n_palette RGB triples for color_type 3. */
+int ffio_png_write(const char *path, const uint8_t *pixels, int width, int height,
+                   int color_type, int bit_depth, const uint8_t *palette, int n_palette);
+/* Baseline JPEG, channels 1 or 3. */
+int ffio_jpeg_write(const char *path, const uint8_t *pixels, int width, int height,
+                    int channels, int quality);
+
+/* ---------------------------------------------------------------------------------------
+ * Files: gzip-transparent reading, gzip writing, SHA-256.
+ * ------------------------------------------------------------------------------------ */
+/* Reads a whole file; gzip files (one or more members) are decompressed, other files are
+ * returned as they are. *data is freed with ffio_free. */
+int ffio_read_file(const char *path, uint8_t **data, size_t *len);
+int ffio_gzip_write(const char *path, const uint8_t *data, size_t len);
+
+typedef struct {
+    uint32_t state[8];
+    uint64_t bytes;
+    uint8_t block[64];
+    size_t fill;
+} ffio_sha256_ctx;
+void ffio_sha256_init(ffio_sha256_ctx *c);
+void ffio_sha256_update(ffio_sha256_ctx *c, const void *data, size_t len);
+void ffio_sha256_final(ffio_sha256_ctx *c, uint8_t digest[32]);
+/* Hex digest of a file's bytes into hex[65]. */
+int ffio_sha256_file(const char *path, char hex[65]);
+
+/* ---------------------------------------------------------------------------------------
+ * Pixel kernels.
+ * ------------------------------------------------------------------------------------ */
+/* Antialiased resample (triangle filter widened by the downscale factor, like an area
+ * filter for large factors) of the source rectangle (x0, y0, rw, rh), in source pixel
+ * units, to dw x dh. Source pixels outside the image are excluded (edge weights are
+ * renormalised). If flip, the output is mirrored horizontally. */
+void ffio_resample(const uint8_t *src, int sw, int sh, int c, double x0, double y0, double rw,
+                   double rh, uint8_t *dst, int dw, int dh, int flip);
+/* Resize the shorter side to `size` (longer side rounded) and center-crop size x size. */
+void ffio_resize_center_crop(const uint8_t *src, int sw, int sh, int c, int size, uint8_t *dst);
+
+/* One HWC uint8 image -> CHW float: out = pixel * scale[ch] + bias[ch], where the output
+ * window starts at (top, left) in the source and may lie partly outside it (outside
+ * pixels read as 0: zero padding). If flip, the window is mirrored horizontally. */
+void ffio_crop_normalize(const uint8_t *src, int h, int w, int c, int top, int left, int oh,
+                         int ow, int flip, const float *scale, const float *bias, float *dst);
+/* Resample a rectangle to oh x ow (uint8, via ffio_resample) then normalize like above. */
+void ffio_resample_normalize(const uint8_t *src, int h, int w, int c, double x0, double y0,
+                             double rw, double rh, int oh, int ow, int flip,
+                             const float *scale, const float *bias, float *dst);
+/* Per-channel sum and sum of squares over n pixels of an HWC image block (exact). */
+void ffio_channel_sums(const uint8_t *src, int64_t pixels, int c, uint64_t *sum, uint64_t *sumsq);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,626 @@
+/* h5.c -- the small part of HDF5 that ffrepro needs, behind plain C types.
+ * HDF5's type and property-list identifiers are macros that Swift cannot import, and the
+ * library may be built without thread safety, so every call goes through here under one
+ * process-wide lock. */
+#include "ffio_internal.h"
+#include <hdf5.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static pthread_mutex_t h5_lock = PTHREAD_MUTEX_INITIALIZER;
+#define LOCK() pthread_mutex_lock(&h5_lock)
+#define UNLOCK() pthread_mutex_unlock(&h5_lock)
+
+/* HDF5 keeps the automatic error printer per thread; silence it on each thread once. */
+static __thread int h5_quiet;
+static void h5_begin(void) {
+    if (!h5_quiet) {
+        H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+        h5_quiet = 1;
+    }
+    ffio_clear_error();
+}
+
+typedef struct { char text[2][256]; int n; } walk_state;
+
+static herr_t walk_cb(unsigned n, const H5E_error2_t *e, void *data) {
+    (void)n;
+    walk_state *w = data;
+    if (w->n < 2 && e->desc) {
+        snprintf(w->text[w->n], sizeof w->text[0], "%s", e->desc);
+        w->n++;
+    }
+    return 0;
+}
+
+/* Records `what` plus the innermost HDF5 messages (the most specific ones). */
+static void h5_fail(const char *what) {
+    walk_state w = { .n = 0 };
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, walk_cb, &w);
+    H5Eclear2(H5E_DEFAULT);
+    if (w.n == 2)
+        ffio_set_error("%s (HDF5: %s; %s)", what, w.text[0], w.text[1]);
+    else if (w.n == 1)
+        ffio_set_error("%s (HDF5: %s)", what, w.text[0]);
+    else
+        ffio_set_error("%s", what);
+}
+
+static hid_t mem_type(int dtype) {
+    switch (dtype) {
+    case FFIO_U8: return H5T_NATIVE_UINT8;
+    case FFIO_I32: return H5T_NATIVE_INT32;
+    case FFIO_I64: return H5T_NATIVE_INT64;
+    case FFIO_U64: return H5T_NATIVE_UINT64;
+    case FFIO_F32: return H5T_NATIVE_FLOAT;
+    case FFIO_F64: return H5T_NATIVE_DOUBLE;
+    default: return -1;
+    }
+}
+
+/* Fixed little-endian file types, so files do not depend on the writer's machine. */
+static hid_t file_type(int dtype) {
+    switch (dtype) {
+    case FFIO_U8: return H5T_STD_U8LE;
+    case FFIO_I32: return H5T_STD_I32LE;
+    case FFIO_I64: return H5T_STD_I64LE;
+    case FFIO_U64: return H5T_STD_U64LE;
+    case FFIO_F32: return H5T_IEEE_F32LE;
+    case FFIO_F64: return H5T_IEEE_F64LE;
+    default: return -1;
+    }
+}
+
+static int classify(hid_t t) {
+    H5T_class_t cls = H5Tget_class(t);
+    size_t size = H5Tget_size(t);
+    if (cls == H5T_INTEGER) {
+        int is_signed = H5Tget_sign(t) == H5T_SGN_2;
+        if (size == 1 && !is_signed) return FFIO_U8;
+        if (is_signed) return size <= 4 ? FFIO_I32 : FFIO_I64;
+        return size <= 2 ? FFIO_I32 : FFIO_U64;
+    }
+    if (cls == H5T_FLOAT) return size <= 4 ? FFIO_F32 : FFIO_F64;
+    if (cls == H5T_STRING) return FFIO_STRING;
+    return FFIO_OTHER;
+}
+
+static const char *obj_path(const char *obj) {
+    return (obj == NULL || obj[0] == 0 || strcmp(obj, "/") == 0) ? "." : obj;
+}
+
+static hid_t fapl_new(void) {
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
+#if H5_VERSION_GE(1, 10, 7)
+    /* Locking fails on some network file systems; the writer renames complete files anyway. */
+    H5Pset_file_locking(fapl, 0, 1);
+#endif
+    return fapl;
+}
+
+int64_t ffio_h5_create(const char *path) {
+    LOCK();
+    h5_begin();
+    hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
+    H5Pset_obj_track_times(fcpl, 0);
+    hid_t fapl = fapl_new();
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, fcpl, fapl);
+    if (f < 0) h5_fail("cannot create the HDF5 file");
+    H5Pclose(fcpl);
+    H5Pclose(fapl);
+    UNLOCK();
+    return f;
+}
+
+int64_t ffio_h5_open(const char *path, int writable) {
+    LOCK();
+    h5_begin();
+    hid_t fapl = fapl_new();
+    hid_t f = H5Fopen(path, writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, fapl);
+    if (f < 0) h5_fail("cannot open as an HDF5 file");
+    H5Pclose(fapl);
+    UNLOCK();
+    return f;
+}
+
+int ffio_h5_close(int64_t file) {
+    LOCK();
+    h5_begin();
+    int rc = 0;
+    if (H5Fclose((hid_t)file) < 0) { h5_fail("cannot close the HDF5 file"); rc = -1; }
+    UNLOCK();
+    return rc;
+}
+
+int ffio_h5_flush(int64_t file) {
+    LOCK();
+    h5_begin();
+    int rc = 0;
+    if (H5Fflush((hid_t)file, H5F_SCOPE_GLOBAL) < 0) { h5_fail("cannot flush the HDF5 file"); rc = -1; }
+    UNLOCK();
+    return rc;
+}
+
+int ffio_h5_is_hdf5(const char *path) {
+    static const unsigned char sig[8] = { 0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n' };
+    FILE *f = fopen(path, "rb");
+    if (!f) { ffio_set_error("cannot read the file"); return -1; }
+    /* The superblock may follow a user block of 512, 1024, 2048, ... bytes. */
+    int found = 0;
+    for (long off = 0; off <= 65536 && !found; off = off ? off * 2 : 512) {
+        unsigned char buf[8];
+        if (fseek(f, off, SEEK_SET) != 0 || fread(buf, 1, 8, f) != 8) break;
+        found = memcmp(buf, sig, 8) == 0;
+    }
+    fclose(f);
+    return found;
+}
+
+/* 1 if every component of `name` exists; caller holds the lock. */
+static int exists_locked(hid_t file, const char *name) {
+    char buf[1024];
+    if (strlen(name) >= sizeof buf) return 0;
+    strcpy(buf, name);
+    for (char *p = buf + 1;; p++) {
+        if (*p == '/' || *p == 0) {
+            char saved = *p;
+            *p = 0;
+            htri_t e = H5Lexists(file, buf, H5P_DEFAULT);
+            *p = saved;
+            if (e <= 0) { H5Eclear2(H5E_DEFAULT); return 0; }
+            if (saved == 0) return 1;
+        }
+    }
+}
+
+int ffio_h5_exists(int64_t file, const char *name) {
+    if (name == NULL || name[0] == 0 || strcmp(name, "/") == 0) return 1;
+    LOCK();
+    h5_begin();
+    int e = exists_locked((hid_t)file, name);
+    UNLOCK();
+    return e;
+}
+
+/* Creates missing parent groups of `name`, without time stamps. */
+static int make_parents(hid_t file, const char *name) {
+    char buf[1024];
+    if (strlen(name) >= sizeof buf) { ffio_set_error("object name too long: %s", name); return -1; }
+    strcpy(buf, name);
+    hid_t gcpl = H5Pcreate(H5P_GROUP_CREATE);
+    H5Pset_obj_track_times(gcpl, 0);
+    int rc = 0;
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        htri_t e = H5Lexists(file, buf, H5P_DEFAULT);
+        if (e == 0) {
+            hid_t g = H5Gcreate2(file, buf, H5P_DEFAULT, gcpl, H5P_DEFAULT);
+            if (g < 0) { h5_fail("cannot create a group"); rc = -1; *p = '/'; break; }
+            H5Gclose(g);
+        } else if (e < 0) {
+            h5_fail("cannot check a group");
+            rc = -1;
+            *p = '/';
+            break;
+        }
+        *p = '/';
+    }
+    H5Pclose(gcpl);
+    return rc;
+}
+
+typedef struct { char *buf; size_t len, cap; } strbuf;
+
+static void sb_add(strbuf *s, const char *t) {
+    size_t n = strlen(t);
+    if (s->len + n + 2 > s->cap) {
+        s->cap = (s->len + n + 2) * 2;
+        s->buf = realloc(s->buf, s->cap);
+    }
+    memcpy(s->buf + s->len, t, n);
+    s->len += n;
+    s->buf[s->len++] = '\n';
+    s->buf[s->len] = 0;
+}
+
+#if H5_VERSION_GE(1, 12, 0)
+typedef H5O_info2_t visit_info;
+#define VISIT H5Ovisit3
+#else
+typedef H5O_info_t visit_info;
+#define VISIT H5Ovisit2
+#endif
+
+static herr_t visit_cb(hid_t obj, const char *name, const visit_info *info, void *data) {
+    (void)obj;
+    if (info->type == H5O_TYPE_DATASET) sb_add(data, name);
+    return 0;
+}
+
+char *ffio_h5_list_datasets(int64_t file) {
+    LOCK();
+    h5_begin();
+    strbuf s = { calloc(1, 64), 0, 64 };
+    if (VISIT((hid_t)file, H5_INDEX_NAME, H5_ITER_INC, visit_cb, &s, H5O_INFO_BASIC) < 0) {
+        h5_fail("cannot list the datasets");
+        free(s.buf);
+        s.buf = NULL;
+    }
+    UNLOCK();
+    return s.buf;
+}
+
+int64_t ffio_h5_dset_create(int64_t file, const char *name, int dtype, int rank,
+                            const int64_t *dims, const int64_t *chunk) {
+    if (rank < 0 || rank > FFIO_MAX_RANK || file_type(dtype) < 0) {
+        ffio_set_error("invalid dataset type or rank for %s", name);
+        return -1;
+    }
+    LOCK();
+    h5_begin();
+    hid_t d = -1, space = -1, dcpl = -1;
+    hsize_t hd[FFIO_MAX_RANK], hc[FFIO_MAX_RANK];
+    for (int i = 0; i < rank; i++) {
+        hd[i] = (hsize_t)dims[i];
+        hc[i] = chunk ? (hsize_t)chunk[i] : 0;
+    }
+    if (make_parents((hid_t)file, name) < 0) goto out;
+    space = rank == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(rank, hd, NULL);
+    dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_obj_track_times(dcpl, 0);
+    if (chunk && rank > 0 && H5Pset_chunk(dcpl, rank, hc) < 0) { h5_fail("invalid chunk shape"); goto out; }
+    d = H5Dcreate2((hid_t)file, name, file_type(dtype), space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    if (d < 0) h5_fail("cannot create the dataset");
+out:
+    if (space >= 0) H5Sclose(space);
+    if (dcpl >= 0) H5Pclose(dcpl);
+    UNLOCK();
+    return d;
+}
+
+int64_t ffio_h5_dset_open(int64_t file, const char *name) {
+    LOCK();
+    h5_begin();
+    hid_t d = -1;
+    if (!exists_locked((hid_t)file, name)) {
+        ffio_set_error("no object named '%s'", name);
+    } else {
+        d = H5Dopen2((hid_t)file, name, H5P_DEFAULT);
+        if (d < 0) h5_fail("cannot open the dataset");
+    }
+    UNLOCK();
+    return d;
+}
+
+int ffio_h5_dset_close(int64_t dset) {
+    LOCK();
+    h5_begin();
+    int rc = H5Dclose((hid_t)dset) < 0 ? -1 : 0;
+    if (rc) h5_fail("cannot close the dataset");
+    UNLOCK();
+    return rc;
+}
+
+int ffio_h5_dset_info(int64_t dset, int *dtype, int *rank, int64_t *dims) {
+    LOCK();
+    h5_begin();
+    int rc = -1;
+    hid_t t = H5Dget_type((hid_t)dset), s = H5Dget_space((hid_t)dset);
+    if (t < 0 || s < 0) { h5_fail("cannot read the dataset's type"); goto out; }
+    int r = H5Sget_simple_extent_ndims(s);
+    if (r < 0 || r > FFIO_MAX_RANK) { ffio_set_error("unsupported dataset rank"); goto out; }
+    hsize_t hd[FFIO_MAX_RANK];
+    H5Sget_simple_extent_dims(s, hd, NULL);
+    for (int i = 0; i < r; i++) dims[i] = (int64_t)hd[i];
+    *rank = r;
+    *dtype = classify(t);
+    rc = 0;
+out:
+    if (t >= 0) H5Tclose(t);
+    if (s >= 0) H5Sclose(s);
+    UNLOCK();
+    return rc;
+}
+
+/* Selects the block [start, start+count) of the dataset's space; returns file and memory
+ * spaces, or -1. Caller holds the lock. */
+static int select_block(hid_t d, const int64_t *start, const int64_t *count, hid_t *fspace,
+                        hid_t *mspace) {
+    *fspace = H5Dget_space(d);
+    *mspace = -1;
+    if (*fspace < 0) { h5_fail("cannot read the dataset's shape"); return -1; }
+    if (start == NULL || count == NULL) {
+        *mspace = H5Scopy(*fspace);
+        return 0;
+    }
+    int r = H5Sget_simple_extent_ndims(*fspace);
+    hsize_t dims[FFIO_MAX_RANK], hs[FFIO_MAX_RANK], hc[FFIO_MAX_RANK];
+    H5Sget_simple_extent_dims(*fspace, dims, NULL);
+    for (int i = 0; i < r; i++) {
+        if (start[i] < 0 || count[i] < 0 || (hsize_t)(start[i] + count[i]) > dims[i]) {
+            ffio_set_error("block [%lld, +%lld) outside axis %d of size %llu", (long long)start[i],
+                           (long long)count[i], i, (unsigned long long)dims[i]);
+            return -1;
+        }
+        hs[i] = (hsize_t)start[i];
+        hc[i] = (hsize_t)count[i];
+    }
+    if (r > 0 && H5Sselect_hyperslab(*fspace, H5S_SELECT_SET, hs, NULL, hc, NULL) < 0) {
+        h5_fail("cannot select the block");
+        return -1;
+    }
+    *mspace = r == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(r, hc, NULL);
+    return 0;
+}
+
+static int block_io(int64_t dset, int dtype, const int64_t *start, const int64_t *count,
+                    void *data, int write) {
+    hid_t mt = mem_type(dtype);
+    if (mt < 0) { ffio_set_error("invalid memory type"); return -1; }
+    LOCK();
+    h5_begin();
+    hid_t fs, ms;
+    int rc = select_block((hid_t)dset, start, count, &fs, &ms);
+    if (rc == 0) {
+        herr_t e = write ? H5Dwrite((hid_t)dset, mt, ms, fs, H5P_DEFAULT, data)
+                         : H5Dread((hid_t)dset, mt, ms, fs, H5P_DEFAULT, data);
+        if (e < 0) {
+            h5_fail(write ? "cannot write the dataset" : "cannot read the dataset");
+            rc = -1;
+        }
+    }
+    if (fs >= 0) H5Sclose(fs);
+    if (ms >= 0) H5Sclose(ms);
+    UNLOCK();
+    return rc;
+}
+
+int ffio_h5_dset_write(int64_t dset, int dtype, const int64_t *start, const int64_t *count,
+                       const void *data) {
+    return block_io(dset, dtype, start, count, (void *)data, 1);
+}
+
+int ffio_h5_dset_read(int64_t dset, int dtype, const int64_t *start, const int64_t *count,
+                      void *data) {
+    return block_io(dset, dtype, start, count, data, 0);
+}
+
+int ffio_h5_dset_read_rows(int64_t dset, int dtype, const int64_t *idx, int64_t n, void *data) {
+    int t, r;
+    int64_t dims[FFIO_MAX_RANK];
+    if (ffio_h5_dset_info(dset, &t, &r, dims) < 0) return -1;
+    if (r < 1) { ffio_set_error("row read from a scalar dataset"); return -1; }
+    size_t row = ffio_dtype_size(dtype);
+    if (row == 0) { ffio_set_error("invalid memory type"); return -1; }
+    for (int i = 1; i < r; i++) row *= (size_t)dims[i];
+    int64_t start[FFIO_MAX_RANK] = { 0 }, count[FFIO_MAX_RANK];
+    for (int i = 1; i < r; i++) count[i] = dims[i];
+    for (int64_t i = 0; i < n;) {
+        int64_t j = i + 1;
+        while (j < n && idx[j] == idx[j - 1] + 1) j++;
+        start[0] = idx[i];
+        count[0] = j - i;
+        if (block_io(dset, dtype, start, count, (char *)data + (size_t)i * row, 0) < 0) return -1;
+        i = j;
+    }
+    return 0;
+}
+
+/* ---- attributes ---- */
+
+static hid_t open_obj(hid_t file, const char *obj) {
+    hid_t o = H5Oopen(file, obj_path(obj), H5P_DEFAULT);
+    if (o < 0) h5_fail("cannot open the object that holds the attribute");
+    return o;
+}
+
+static hid_t vlen_string_type(void) {
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    return t;
+}
+
+int ffio_h5_attr_write_string(int64_t file, const char *obj, const char *name, const char *value) {
+    LOCK();
+    h5_begin();
+    int rc = -1;
+    hid_t o = open_obj((hid_t)file, obj), t = -1, s = -1, a = -1;
+    if (o < 0) goto out;
+    if (H5Aexists(o, name) > 0 && H5Adelete(o, name) < 0) { h5_fail("cannot replace the attribute"); goto out; }
+    t = vlen_string_type();
+    s = H5Screate(H5S_SCALAR);
+    a = H5Acreate2(o, name, t, s, H5P_DEFAULT, H5P_DEFAULT);
+    if (a < 0 || H5Awrite(a, t, &value) < 0) { h5_fail("cannot write the attribute"); goto out; }
+    rc = 0;
+out:
+    if (a >= 0) H5Aclose(a);
+    if (s >= 0) H5Sclose(s);
+    if (t >= 0) H5Tclose(t);
+    if (o >= 0) H5Oclose(o);
+    UNLOCK();
+    return rc;
+}
+
+int ffio_h5_attr_write(int64_t file, const char *obj, const char *name, int dtype, int rank,
+                       int64_t n, const void *values) {
+    if (mem_type(dtype) < 0 || rank < 0 || rank > 1 || (rank == 0 && n != 1)) {
+        ffio_set_error("invalid attribute type or shape for %s", name);
+        return -1;
+    }
+    LOCK();
+    h5_begin();
+    int rc = -1;
+    hid_t o = open_obj((hid_t)file, obj), s = -1, a = -1;
+    if (o < 0) goto out;
+    if (H5Aexists(o, name) > 0) {
+        a = H5Aopen(o, name, H5P_DEFAULT);
+        hid_t at = H5Aget_type(a), as = H5Aget_space(a);
+        int same = H5Tequal(at, file_type(dtype)) > 0 && H5Sget_simple_extent_npoints(as) == n &&
+                   H5Sget_simple_extent_ndims(as) == rank;
+        H5Tclose(at);
+        H5Sclose(as);
+        if (!same) {
+            H5Aclose(a);
+            a = -1;
+            if (H5Adelete(o, name) < 0) { h5_fail("cannot replace the attribute"); goto out; }
+        }
+    }
+    if (a < 0) {
+        hsize_t hn = (hsize_t)n;
+        s = rank == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &hn, NULL);
+        a = H5Acreate2(o, name, file_type(dtype), s, H5P_DEFAULT, H5P_DEFAULT);
+    }
+    if (a < 0 || H5Awrite(a, mem_type(dtype), values) < 0) { h5_fail("cannot write the attribute"); goto out; }
+    rc = 0;
+out:
+    if (a >= 0) H5Aclose(a);
+    if (s >= 0) H5Sclose(s);
+    if (o >= 0) H5Oclose(o);
+    UNLOCK();
+    return rc;
+}
+
+int ffio_h5_attr_exists(int64_t file, const char *obj, const char *name) {
+    LOCK();
+    h5_begin();
+    int rc = -1;
+    if (strcmp(obj_path(obj), ".") != 0 && !exists_locked((hid_t)file, obj)) {
+        rc = 0;
+    } else {
+        hid_t o = open_obj((hid_t)file, obj);
+        if (o >= 0) {
+            htri_t e = H5Aexists(o, name);
+            rc = e > 0 ? 1 : e == 0 ? 0 : -1;
+            if (e < 0) h5_fail("cannot check the attribute");
+            H5Oclose(o);
+        }
+    }
+    UNLOCK();
+    return rc;
+}
+
+/* Opens attribute `name` of `obj`; caller holds the lock and closes both. */
+static hid_t open_attr(hid_t file, const char *obj, const char *name, hid_t *o) {
+    *o = open_obj(file, obj);
+    if (*o < 0) return -1;
+    if (H5Aexists(*o, name) <= 0) {
+        H5Eclear2(H5E_DEFAULT);
+        ffio_set_error("no attribute named '%s'", name);
+        return -1;
+    }
+    hid_t a = H5Aopen(*o, name, H5P_DEFAULT);
+    if (a < 0) h5_fail("cannot open the attribute");
+    return a;
+}
+
+int ffio_h5_attr_info(int64_t file, const char *obj, const char *name, int *dtype, int64_t *n) {
+    LOCK();
+    h5_begin();
+    hid_t o, a = open_attr((hid_t)file, obj, name, &o);
+    int rc = -1;
+    if (a >= 0) {
+        hid_t t = H5Aget_type(a), s = H5Aget_space(a);
+        *dtype = classify(t);
+        *n = (int64_t)H5Sget_simple_extent_npoints(s);
+        H5Tclose(t);
+        H5Sclose(s);
+        H5Aclose(a);
+        rc = 0;
+    }
+    if (o >= 0) H5Oclose(o);
+    UNLOCK();
+    return rc;
+}
+
+char *ffio_h5_attr_read_string(int64_t file, const char *obj, const char *name) {
+    LOCK();
+    h5_begin();
+    char *result = NULL;
+    hid_t o, a = open_attr((hid_t)file, obj, name, &o), t = -1, s = -1, mt = -1;
+    if (a < 0) goto out;
+    t = H5Aget_type(a);
+    s = H5Aget_space(a);
+    if (H5Tget_class(t) != H5T_STRING || H5Sget_simple_extent_npoints(s) != 1) {
+        ffio_set_error("attribute '%s' is not a single string", name);
+        goto out;
+    }
+    if (H5Tis_variable_str(t) > 0) {
+        mt = vlen_string_type();
+        H5Tset_cset(mt, H5Tget_cset(t));
+        char *p = NULL;
+        if (H5Aread(a, mt, &p) < 0) { h5_fail("cannot read the attribute"); goto out; }
+        result = strdup(p ? p : "");
+        H5free_memory(p);
+    } else {
+        size_t size = H5Tget_size(t);
+        mt = H5Tcopy(t);
+        H5Tset_strpad(mt, H5T_STR_NULLTERM);
+        H5Tset_size(mt, size + 1);
+        result = calloc(1, size + 2);
+        if (H5Aread(a, mt, result) < 0) { h5_fail("cannot read the attribute"); free(result); result = NULL; }
+    }
+out:
+    if (mt >= 0) H5Tclose(mt);
+    if (t >= 0) H5Tclose(t);
+    if (s >= 0) H5Sclose(s);
+    if (a >= 0) H5Aclose(a);
+    if (o >= 0) H5Oclose(o);
+    UNLOCK();
+    return result;
+}
+
+int ffio_h5_attr_read(int64_t file, const char *obj, const char *name, int dtype, int64_t n,
+                      void *values) {
+    if (mem_type(dtype) < 0) { ffio_set_error("invalid memory type"); return -1; }
+    LOCK();
+    h5_begin();
+    int rc = -1;
+    hid_t o, a = open_attr((hid_t)file, obj, name, &o);
+    if (a >= 0) {
+        hid_t t = H5Aget_type(a), s = H5Aget_space(a);
+        int c = classify(t);
+        if (c == FFIO_STRING || c == FFIO_OTHER) {
+            ffio_set_error("attribute '%s' is not numeric", name);
+        } else if (H5Sget_simple_extent_npoints(s) != n) {
+            ffio_set_error("attribute '%s' has %lld values, expected %lld", name,
+                           (long long)H5Sget_simple_extent_npoints(s), (long long)n);
+        } else if (H5Aread(a, mem_type(dtype), values) < 0) {
+            h5_fail("cannot read the attribute");
+        } else {
+            rc = 0;
+        }
+        H5Tclose(t);
+        H5Sclose(s);
+        H5Aclose(a);
+    }
+    if (o >= 0) H5Oclose(o);
+    UNLOCK();
+    return rc;
+}
+
+static herr_t attr_cb(hid_t loc, const char *name, const H5A_info_t *info, void *data) {
+    (void)loc;
+    (void)info;
+    sb_add(data, name);
+    return 0;
+}
+
+char *ffio_h5_attr_names(int64_t file, const char *obj) {
+    LOCK();
+    h5_begin();
+    strbuf s = { calloc(1, 64), 0, 64 };
+    hid_t o = open_obj((hid_t)file, obj);
+    if (o < 0 || H5Aiterate2(o, H5_INDEX_NAME, H5_ITER_INC, NULL, attr_cb, &s) < 0) {
+        if (o >= 0) h5_fail("cannot list the attributes");
+        free(s.buf);
+        s.buf = NULL;
+    }
+    if (o >= 0) H5Oclose(o);
+    UNLOCK();
+    return s.buf;
+}
