@@ -1,9 +1,42 @@
-/// A user-facing error: `message` is a full sentence that names the file or setting at
-/// fault and, where there is one, the fix. The CLI prints it as is (no stack trace).
-public struct FFError: Error, CustomStringConvertible {
-    public let message: String
+import Foundation
 
-    public init(_ message: String) { self.message = message }
+/// The error type of ffrepro. `description` is a complete sentence (or a few) that names the
+/// file involved and says how to fix the problem; the CLI prints it as is.
+public struct FFError: Error, CustomStringConvertible, LocalizedError, Equatable {
+    public enum Kind: String, Sendable {
+        /// A file or directory that should exist does not.
+        case missing
+        /// A file exists but is damaged: truncated, unreadable, checksum mismatch.
+        case corrupt
+        /// A readable file that is not what was expected (foreign HDF5, other dataset).
+        case format
+        /// Tensor shapes or names differ from what the caller expects.
+        case mismatch
+        /// Source data for a converter is absent or laid out differently.
+        case source
+        /// Bad arguments or options.
+        case invalidArgument
+        /// Too many unreadable inputs, or another data-quality limit was exceeded.
+        case quality
+        /// Operating-system level I/O failure (disk full, permissions).
+        case io
+    }
+
+    public let kind: Kind
+    public let message: String
+    /// The file or directory concerned, if any.
+    public let path: String?
+
+    public init(_ kind: Kind, _ message: String, path: String? = nil) {
+        self.kind = kind
+        self.message = message
+        self.path = path
+    }
+
+    public init(_ kind: Kind, _ message: String, file: URL) {
+        self.init(kind, message, path: file.path)
+    }
 
     public var description: String { message }
+    public var errorDescription: String? { message }
 }
