@@ -1,0 +1,163 @@
+import FFIO
+import Foundation
+
+/// Batches from a dataset directory made by `repro prep`: shuffled per epoch, augmented on
+/// uint8 pixels, normalized to float NCHW, prepared ahead on a background thread.
+///
+/// Reproducibility: the batch `b` of epoch `e` is a pure function of (options, e, b): the
+/// epoch order comes from SeededRandom(seed, "order", e) and each sample's augmentation from
+/// SeededRandom(seed, "augment", e, row), where `row` is the sample's position in the split.
+public final class ShardLoader: BatchProvider {
+    public let directory: URL
+    public let split: String
+    public let options: LoaderOptions
+    public let index: DatasetIndex
+    public let classNames: [String]
+    /// [channels, height, width] of the produced images.
+    public let sampleShape: [Int]
+    /// [height, width, channels] of the stored images.
+    public let storedShape: [Int]
+    /// Split rows used (ascending): all rows, or the subset.
+    public var rows: [Int] { store.rows }
+    /// Labels of the used samples, in `rows` order.
+    public var labels: [Int32] { store.labels }
+    /// True if the images are held in memory, false if streamed from the shards.
+    public var isInMemory: Bool { store.inMemory }
+
+    public var sampleCount: Int { store.count }
+    public var classCount: Int { classNames.count }
+
+    let store: ShardStore
+    private let scale: [Float]
+    private let bias: [Float]
+
+    public init(directory: URL, split: String, options: LoaderOptions) throws {
+        self.directory = directory
+        self.split = split
+        self.options = options
+        index = try DatasetIndex.load(directory: directory)
+        guard let names = index.labelSets[options.labelKey] else {
+            throw FFError(.invalidArgument, "The dataset in \(directory.path) has no label set '\(options.labelKey)'; "
+                + "use one of: " + index.labelSets.keys.sorted().joined(separator: ", ") + ".", file: directory)
+        }
+        classNames = names
+        storedShape = index.imageSize
+        let (h, w, c) = (index.imageSize[0], index.imageSize[1], index.imageSize[2])
+        try options.augmentation.check(height: h, width: w, directory: directory)
+        let (oh, ow) = options.augmentation.outputSize(height: h, width: w)
+        sampleShape = [c, oh, ow]
+
+        let total = try index.split(split, directory: directory).count
+        var selected: [Int]? = nil
+        if let n = options.subset {
+            guard n > 0 && n <= total else {
+                throw FFError(.invalidArgument, "Subset \(n) is not within 1...\(total), the size of split '\(split)' "
+                    + "in \(directory.path).", file: directory)
+            }
+            selected = ShardLoader.subsetRows(total: total, count: n, seed: options.subsetSeed ?? options.seed)
+        }
+        let limit = options.memoryLimit ?? ShardLoader.defaultMemoryLimit
+        let inMemory = (selected?.count ?? total) * index.imageBytes <= limit
+        let verify: Bool
+        switch options.checksums {
+        case .always: verify = true
+        case .sizesOnly: verify = false
+        case .auto: verify = inMemory
+        }
+        try index.verify(split: split, directory: directory, checksums: verify)
+        store = try ShardStore(directory: directory, index: index, split: split, rows: selected,
+                               labelKey: options.labelKey, memoryLimit: limit)
+        if options.normalize {
+            scale = index.channelStd.map { Float(1 / (255 * $0)) }
+            bias = zip(index.channelMean, index.channelStd).map { Float(-$0 / $1) }
+        } else {
+            scale = [Float](repeating: 1 / 255, count: c)
+            bias = [Float](repeating: 0, count: c)
+        }
+    }
+
+    /// A quarter of physical memory, at most 8 GiB.
+    public static var defaultMemoryLimit: Int {
+        min(8 << 30, Int(ProcessInfo.processInfo.physicalMemory / 4))
+    }
+
+    /// The subset: the first `count` entries of a fixed permutation of the split, ascending.
+    public static func subsetRows(total: Int, count: Int, seed: UInt64) -> [Int] {
+        var rng = SeededRandom(seed: seed, stream: "subset")
+        return Array(rng.permutation(total).prefix(count)).sorted()
+    }
+
+    /// Local sample indices (into `rows`) in the order of `epoch`.
+    public func order(epoch: Int) -> [Int] {
+        guard options.shuffle else { return Array(0..<sampleCount) }
+        var rng = SeededRandom(seed: options.seed, stream: "order", UInt64(epoch))
+        return rng.permutation(sampleCount)
+    }
+
+    public func batches(epoch: Int, batchSize: Int) -> AnyIterator<Batch> {
+        precondition(batchSize > 0, "batch size must be positive")
+        let order = self.order(epoch: epoch)
+        let n = batchCount(batchSize: batchSize, dropLast: options.dropLast)
+        let make: (Int) -> Batch = { [self] b in
+            let lo = b * batchSize
+            let locals = Array(order[lo..<min(lo + batchSize, order.count)])
+            do {
+                return try self.assemble(locals, epoch: epoch)
+            } catch {
+                // Shards were verified at open; a failure here means the files changed or the
+                // disk failed under a running job, which the trainer cannot recover from.
+                fatalError("\(error)")
+            }
+        }
+        if options.prefetch <= 0 {
+            var b = 0
+            return AnyIterator {
+                guard b < n else { return nil }
+                defer { b += 1 }
+                return make(b)
+            }
+        }
+        let pf = Prefetcher(count: n, depth: options.prefetch, name: "ffrepro.prefetch", make: make)
+        return AnyIterator { pf.nextItem() }
+    }
+
+    /// Batch `b` of `epoch` on the calling thread (the same contents `batches` yields).
+    public func batch(epoch: Int, index b: Int, batchSize: Int) throws -> Batch {
+        let order = self.order(epoch: epoch)
+        let lo = b * batchSize
+        precondition(lo < order.count, "batch \(b) is past the end of the epoch")
+        return try assemble(Array(order[lo..<min(lo + batchSize, order.count)]), epoch: epoch)
+    }
+
+    /// Augments and normalizes the given samples into one batch.
+    func assemble(_ locals: [Int], epoch: Int) throws -> Batch {
+        let (h, w, c) = (storedShape[0], storedShape[1], storedShape[2])
+        let (oh, ow) = (sampleShape[1], sampleShape[2])
+        let out = Tensor(uninitialized: [locals.count] + sampleShape)
+        let plane = c * oh * ow
+        var staging: UnsafeMutablePointer<UInt8>? = nil
+        if !store.inMemory {
+            staging = UnsafeMutablePointer<UInt8>.allocate(capacity: max(1, locals.count * store.imageBytes))
+            try store.read(locals, into: staging!)
+        }
+        defer { staging?.deallocate() }
+        scale.withUnsafeBufferPointer { sc in
+            bias.withUnsafeBufferPointer { bi in
+                for (i, l) in locals.enumerated() {
+                    let src = staging.map { UnsafePointer($0 + i * store.imageBytes) } ?? store.image(l)
+                    var rng = SeededRandom(seed: options.seed, stream: "augment", UInt64(epoch), UInt64(store.rows[l]))
+                    let dst = out.pointer + i * plane
+                    switch options.augmentation.draw(height: h, width: w, rng: &rng) {
+                    case let .crop(top, left, flip):
+                        ffio_crop_normalize(src, Int32(h), Int32(w), Int32(c), Int32(top), Int32(left), Int32(oh), Int32(ow),
+                                            flip ? 1 : 0, sc.baseAddress, bi.baseAddress, dst)
+                    case let .resample(x0, y0, rw, rh, flip):
+                        ffio_resample_normalize(src, Int32(h), Int32(w), Int32(c), x0, y0, rw, rh, Int32(oh), Int32(ow),
+                                                flip ? 1 : 0, sc.baseAddress, bi.baseAddress, dst)
+                    }
+                }
+            }
+        }
+        return Batch(images: out, labels: locals.map { store.labels[$0] })
+    }
+}
