@@ -1,8 +1,143 @@
 import ArgumentParser
 import DataPrep
+import FFEngine
+import Foundation
 
-/// `repro prep ...`: dataset converters (see data-prep/).
+/// `repro prep ...`: dataset converters (see data-prep/FORMAT.md).
 struct PrepCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "prep", abstract: "Convert a dataset to HDF5 shards.")
-    func run() throws { throw ValidationError("not implemented yet") }
+    static let configuration = CommandConfiguration(
+        commandName: "prep",
+        abstract: "Convert a dataset to HDF5 shards (once; training then reads the shards).",
+        discussion: "Rerunning an interrupted conversion resumes from the finished shards.",
+        subcommands: [PrepMNIST.self, PrepFashionMNIST.self, PrepCIFAR10.self, PrepCIFAR100.self,
+                      PrepImageFolder.self, PrepImageNet100.self, PrepTinyImageNet.self])
+}
+
+/// Flags every converter takes.
+struct PrepFlags: ParsableArguments {
+    @Option(help: "Output directory (created if needed).")
+    var out: String
+
+    @Option(help: "Images held out from the official training set for validation (default: per dataset).")
+    var val: Int?
+
+    @Option(help: "Seed of the validation hold-out.")
+    var seed: UInt64 = 0
+
+    @Option(name: .customLong("max-bad"), help: "Fail if more than this percentage of images is unreadable (0.1 = 0.1%).")
+    var maxBad: String = "0.1"
+
+    @Option(help: "Decoding threads (default: all cores).")
+    var threads: Int = 0
+
+    @Option(name: .customLong("shard-mb"), help: "Upper bound of one shard's image data, in MiB.")
+    var shardMB: Double = 256
+
+    @Flag(help: "Replace an existing conversion made with other options.")
+    var force = false
+
+    @Flag(help: "No progress lines.")
+    var quiet = false
+
+    func options(size: Int? = nil) throws -> PrepOptions {
+        let text = maxBad.hasSuffix("%") ? String(maxBad.dropLast()) : maxBad
+        guard let pct = Double(text), pct >= 0, pct <= 100 else {
+            throw ValidationError("--max-bad takes a percentage between 0 and 100, e.g. 0.1 or 0.1%.")
+        }
+        guard shardMB > 0 else { throw ValidationError("--shard-mb must be positive.") }
+        return PrepOptions(val: val, seed: seed, size: size, maxBad: pct / 100, threads: threads,
+                           shardBytes: max(1, Int(shardMB * 1_048_576)), force: force, progress: !quiet)
+    }
+
+    var outURL: URL { URL(fileURLWithPath: out, isDirectory: true) }
+}
+
+func srcURL(_ s: String) -> URL {
+    URL(fileURLWithPath: (s as NSString).expandingTildeInPath).standardizedFileURL
+}
+
+/// Prints what a conversion produced.
+func reportPrep(_ r: PrepResult) {
+    let i = r.index
+    if r.alreadyComplete {
+        print("\(r.directory.path) already holds this conversion of \(i.dataset); nothing to do.")
+        return
+    }
+    let counts = ShardFormat.splits.compactMap { s in i.splits[s].map { "\(s) \($0.count)" } }.joined(separator: ", ")
+    let shards = i.splits.values.reduce(0) { $0 + $1.shards.count }
+    print("Wrote \(i.dataset) to \(r.directory.path): \(counts) images of \(i.imageSize.map(String.init).joined(separator: "x")) "
+        + "in \(shards) shard(s) (\(r.shardsResumed) resumed).")
+    print(String(format: "%d images in %.1f s (%.0f images/s).", r.imagesWritten, r.seconds, r.imagesPerSecond))
+    print("Channel mean \(i.channelMean.map { String(format: "%.4f", $0) }), std \(i.channelStd.map { String(format: "%.4f", $0) }).")
+    if !i.skipped.isEmpty { print("\(i.skipped.count) unreadable image(s) skipped; listed under \"skipped\" in index.json.") }
+}
+
+struct PrepMNIST: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "mnist", abstract: "MNIST from the four IDX files (.gz or raw).")
+    @Option(help: "Directory with train-images-idx3-ubyte[.gz] and the other three IDX files.") var src: String
+    @OptionGroup var flags: PrepFlags
+    func run() throws { reportPrep(try DataPrep.mnist(source: srcURL(src), output: flags.outURL, options: flags.options())) }
+}
+
+struct PrepFashionMNIST: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "fashion-mnist", abstract: "Fashion-MNIST from the four IDX files.")
+    @Option(help: "Directory with the IDX files (default: /usr/share/datasets/fashion-mnist).") var src: String?
+    @OptionGroup var flags: PrepFlags
+    func run() throws {
+        reportPrep(try DataPrep.fashionMNIST(source: src.map(srcURL), output: flags.outURL, options: flags.options()))
+    }
+}
+
+struct PrepCIFAR10: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "cifar10", abstract: "CIFAR-10, binary version.")
+    @Option(help: "cifar-10-binary.tar.gz or its extracted folder.") var src: String
+    @OptionGroup var flags: PrepFlags
+    func run() throws { reportPrep(try DataPrep.cifar10(source: srcURL(src), output: flags.outURL, options: flags.options())) }
+}
+
+struct PrepCIFAR100: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "cifar100", abstract: "CIFAR-100, binary version (fine and coarse labels).")
+    @Option(help: "cifar-100-binary.tar.gz or its extracted folder.") var src: String
+    @OptionGroup var flags: PrepFlags
+    func run() throws { reportPrep(try DataPrep.cifar100(source: srcURL(src), output: flags.outURL, options: flags.options())) }
+}
+
+struct PrepImageFolder: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "imagefolder", abstract: "Class folders of PNG/JPEG images.",
+        discussion: "ROOT/<class>/*.{png,jpg,jpeg}, or ROOT/train/<class>/... with ROOT/val and/or ROOT/test. "
+            + "Images are resized (shorter side to --size) and center-cropped; EXIF orientation is ignored.")
+    @Option(help: "Root folder.") var src: String
+    @Option(help: "Stored side length (e.g. 64 or 256).") var size: Int
+    @Option(help: "Dataset name stored in the index (default: the folder name).") var name: String?
+    @OptionGroup var flags: PrepFlags
+    func run() throws {
+        var o = try flags.options(size: size)
+        o.name = name
+        reportPrep(try DataPrep.imageFolder(source: srcURL(src), output: flags.outURL, options: o))
+    }
+}
+
+struct PrepImageNet100: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "imagenet100", abstract: "ImageNet-100 (CMC class list) from an ILSVRC-2012 root with train/ and val/ class folders.")
+    @Option(help: "ILSVRC-2012 root with train/<wnid>/ and val/<wnid>/.") var src: String
+    @Option(help: "Stored side length.") var size: Int = 256
+    @Option(help: "Class list file (default: the built-in list, data-prep/imagenet100.txt).") var classes: String?
+    @OptionGroup var flags: PrepFlags
+    func run() throws {
+        var o = try flags.options(size: size)
+        o.classList = classes.map(srcURL)
+        reportPrep(try DataPrep.imagenet100(source: srcURL(src), output: flags.outURL, options: o))
+    }
+}
+
+struct PrepTinyImageNet: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "tiny-imagenet", abstract: "Tiny-ImageNet (tiny-imagenet-200).")
+    @Option(help: "The extracted tiny-imagenet-200 folder.") var src: String
+    @Option(help: "Stored side length.") var size: Int = 64
+    @OptionGroup var flags: PrepFlags
+    func run() throws {
+        reportPrep(try DataPrep.tinyImagenet(source: srcURL(src), output: flags.outURL, options: flags.options(size: size)))
+    }
 }

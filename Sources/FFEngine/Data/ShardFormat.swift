@@ -108,7 +108,7 @@ public struct DatasetIndex: Codable, Equatable {
     public func encoded() throws -> Data {
         let enc = JSONEncoder()
         enc.keyEncodingStrategy = .convertToSnakeCase
-        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         var data = try enc.encode(self)
         data.append(0x0A)
         return data

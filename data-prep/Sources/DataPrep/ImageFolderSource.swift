@@ -1,0 +1,119 @@
+import FFEngine
+import Foundation
+
+/// `imagefolder` and `imagenet100`: trees of class folders of PNG/JPEG files.
+enum ImageFolderSource {
+    static let expected = "ROOT/<class>/*.{png,jpg,jpeg} (class folders of images), or ROOT/train/<class>/... next to "
+        + "ROOT/val/<class>/... and/or ROOT/test/<class>/..."
+
+    /// Layout rule: if ROOT's subfolders are only train/val/test and train/ is among them,
+    /// they are splits; otherwise ROOT's subfolders are the classes (all training data).
+    static func convertFolder(source: URL, output: URL, options: PrepOptions) throws -> PrepResult {
+        guard let size = options.size, size > 0 else {
+            throw FFError(.invalidArgument, "imagefolder needs --size N (the stored side length, e.g. 64 or 256).")
+        }
+        let dataset = options.name ?? source.standardizedFileURL.lastPathComponent
+        guard ImageTree.isDirectory(source) else { throw SourceProblem.error("imagefolder", source, expected: expected) }
+        let top = ImageTree.subdirectories(source)
+        let splitLayout = top.contains("train") && top.allSatisfy { ShardFormat.splits.contains($0) }
+        let trainRoot = splitLayout ? source.appendingPathComponent("train") : source
+        let classes = ImageTree.subdirectories(trainRoot)
+        guard !classes.isEmpty else {
+            throw SourceProblem.error("imagefolder", source, expected: expected, hint: "No class folders were found in \(trainRoot.path).")
+        }
+        let src = ImageFileSource(size: size)
+        var (trainItems, ignored) = ImageTree.addClassFolders(trainRoot, classes: classes, to: src,
+                                                               namePrefix: splitLayout ? "train/" : "")
+        guard !trainItems.isEmpty else {
+            throw SourceProblem.error("imagefolder", source, expected: expected,
+                                      hint: "The class folders of \(trainRoot.path) contain no .png/.jpg/.jpeg files.")
+        }
+        var official: [String: [Int]] = [:]
+        for split in ["val", "test"] where splitLayout && top.contains(split) {
+            let root = source.appendingPathComponent(split)
+            let unknown = ImageTree.subdirectories(root).filter { !classes.contains($0) }
+            if !unknown.isEmpty {
+                throw SourceProblem.error("imagefolder", source, expected: expected, hint: "\(root.path) has class folders "
+                    + "that train/ lacks: \(unknown.prefix(5).joined(separator: ", ")).")
+            }
+            let (items, ign) = ImageTree.addClassFolders(root, classes: classes, to: src, namePrefix: "\(split)/")
+            official[split] = items
+            ignored += ign
+        }
+        ImageTree.noteIgnored(ignored, options: options)
+        // With both val/ and test/, both are used as they are; with only val/, it is the
+        // test split (as for ImageNet) and val is held out from train.
+        var valItems: [Int], testItems: [Int], val: Int
+        let defaultVal = DataPrep.defaultVal(dataset, trainCount: trainItems.count)
+        if let v = official["val"], let t = official["test"] {
+            if let n = options.val, n > 0 {
+                throw FFError(.invalidArgument, "\(source.path) has its own val/ folder, so --val \(n) cannot hold out "
+                    + "more; leave --val out.", file: source)
+            }
+            (valItems, testItems, val) = (v, t, 0)
+        } else {
+            val = options.val ?? defaultVal
+            let split = try Holdout.split(trainItems, val: val, seed: options.seed, dataset: dataset)
+            trainItems = split.train
+            valItems = split.val
+            testItems = official["val"] ?? official["test"] ?? []
+        }
+        var command = "repro prep imagefolder --src \(source.path)"
+        command += PrepCommandText.flags(options, val: val, defaultVal: splitLayout && official.count == 2 ? 0 : defaultVal,
+                                         size: size, defaultSize: nil)
+        let plan = ConversionPlan(
+            dataset: dataset, source: "image folder \(source.standardizedFileURL.lastPathComponent) (\(classes.count) classes)",
+            command: command, labelSets: [("labels", classes)],
+            splits: [("train", trainItems), ("val", valItems), ("test", testItems)],
+            val: val, seed: options.seed, size: size, shardBytes: options.shardBytes)
+        return try Converter.run(plan, source: src, output: output, options: options)
+    }
+
+    static func convertImageNet100(source: URL, output: URL, options: PrepOptions) throws -> PrepResult {
+        let dataset = "imagenet100"
+        let size = options.size ?? 256
+        let expected = "the ILSVRC-2012 root with train/<wnid>/*.JPEG and val/<wnid>/*.JPEG class folders."
+        var wnids = ImageNet100.classes
+        if let list = options.classList {
+            guard let text = try? String(contentsOf: list, encoding: .utf8) else {
+                throw FFError(.missing, "Cannot read the class list \(list.path).", file: list)
+            }
+            wnids = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
+        let classes = ImageTree.sorted(wnids)
+        let train = source.appendingPathComponent("train"), valRoot = source.appendingPathComponent("val")
+        guard ImageTree.isDirectory(train), ImageTree.isDirectory(valRoot) else {
+            throw SourceProblem.error(dataset, source, expected: expected)
+        }
+        for (root, name) in [(train, "train"), (valRoot, "val")] {
+            let present = Set(ImageTree.subdirectories(root))
+            let missing = classes.filter { !present.contains($0) }
+            if !missing.isEmpty {
+                var hint = "\(name)/ lacks \(missing.count) of the \(classes.count) ImageNet-100 classes, e.g. "
+                    + missing.prefix(5).joined(separator: ", ") + "."
+                if name == "val" && present.isEmpty {
+                    hint += " The official val images must first be sorted into class folders (val/<wnid>/), as the "
+                        + "usual ILSVRC-2012 preparation scripts do."
+                }
+                throw SourceProblem.error(dataset, source, expected: expected, hint: hint)
+            }
+        }
+        let src = ImageFileSource(size: size)
+        var (trainItems, ignored) = ImageTree.addClassFolders(train, classes: classes, to: src, namePrefix: "train/")
+        let (testItems, ign2) = ImageTree.addClassFolders(valRoot, classes: classes, to: src, namePrefix: "val/")
+        ImageTree.noteIgnored(ignored + ign2, options: options)
+        let defaultVal = DataPrep.defaultVal(dataset, trainCount: trainItems.count)
+        let val = options.val ?? defaultVal
+        let split = try Holdout.split(trainItems, val: val, seed: options.seed, dataset: dataset)
+        trainItems = split.train
+        var command = "repro prep imagenet100 --src \(source.path)"
+        command += PrepCommandText.flags(options, val: val, defaultVal: defaultVal, size: size, defaultSize: 256)
+        if let list = options.classList { command += " --classes \(list.path)" }
+        let plan = ConversionPlan(
+            dataset: dataset, source: "ILSVRC-2012, ImageNet-100 classes (official val as test)",
+            command: command, labelSets: [("labels", classes)],
+            splits: [("train", trainItems), ("val", split.val), ("test", testItems)],
+            val: val, seed: options.seed, size: size, shardBytes: options.shardBytes)
+        return try Converter.run(plan, source: src, output: output, options: options)
+    }
+}
