@@ -1,10 +1,64 @@
 import ArgumentParser
 import FFEngine
+import Foundation
 
 @main
 struct Repro: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "repro",
         abstract: "Reproduce layer-local (Forward-Forward) CNN training papers on CPU.",
-        subcommands: [PrepCommand.self])
+        discussion: """
+            Typical use:
+              repro prep fashion-mnist --out data/fashion-mnist
+              repro run asge-fmnist
+              repro eval --checkpoint checkpoints/asge-fmnist/best.h5
+            """,
+        subcommands: [ListCommand.self, ShowCommand.self,
+                      PrepCommand.self])
+
+    /// Runs `body`, printing an FFError's sentence (not a stack trace) and exiting 1.
+    static func guarded(_ body: () throws -> Void) throws {
+        do {
+            try body()
+        } catch let e as FFError {
+            FileHandle.standardError.write(Data("error: \(e.message)\n".utf8))
+            throw ExitCode(1)
+        } catch let e as NonFiniteLoss {
+            FileHandle.standardError.write(Data("error: \(e.description)\n".utf8))
+            throw ExitCode(2)
+        }
+    }
+}
+
+struct ThreadOptions: ParsableArguments {
+    @Option(help: "Threads for kernels (default: FFREPRO_THREADS or all cores).")
+    var threads: Int?
+
+    func context() -> ComputeContext { ComputeContext(threads: threads ?? 0) }
+}
+
+struct ListCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List the named recipes.")
+
+    func run() throws {
+        let rows = Recipes.all.map { r -> String in
+            let paper = r.paperTop1.map { String(format: "%.2f%%", $0) } ?? "-"
+            return String(format: "%-24@ %-7@ %-14@ %-6@ %6@  %@", r.name as NSString, r.paper as NSString,
+                          r.dataset as NSString, r.arch as NSString, paper as NSString, r.summary as NSString)
+        }
+        print(String(format: "%-24@ %-7@ %-14@ %-6@ %6@  %@", "recipe" as NSString, "paper" as NSString,
+                     "dataset" as NSString, "arch" as NSString, "paper" as NSString, "summary" as NSString))
+        rows.forEach { print($0) }
+    }
+}
+
+struct ShowCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "show", abstract: "Print a recipe's full config as JSON.")
+
+    @Argument(help: "Recipe name (see `repro list`).")
+    var name: String
+
+    func run() throws {
+        try Repro.guarded { print(try Recipes.named(name).json()) }
+    }
 }

@@ -24,8 +24,28 @@ public struct VGGSpec: Codable, Equatable {
         case "vgg11": return .vgg11
         case "vgg16": return .vgg16
         default:
-            throw FFError("unknown architecture '\(name)'. Known: vgg8, vgg11, vgg16.")
+            throw FFError("unknown architecture '\(name)'. Known: vgg8, vgg11, vgg16, custom.")
         }
+    }
+
+    /// The stack a config asks for: a named VGG, or a custom one, with its pool_after
+    /// override and (Best Pred) the copied last layer.
+    public static func resolve(_ c: RecipeConfig) throws -> VGGSpec {
+        var spec: VGGSpec
+        if c.arch == "custom" {
+            guard let ch = c.channels, !ch.isEmpty, ch.allSatisfy({ $0 > 0 }) else {
+                throw FFError("arch = custom needs a non-empty `channels` list of positive numbers.")
+            }
+            spec = VGGSpec(channels: ch, poolAfter: c.poolAfter ?? [])
+        } else {
+            spec = try named(c.arch)
+            if let p = c.poolAfter { spec.poolAfter = p }
+        }
+        if let bad = spec.poolAfter.first(where: { $0 < 1 || $0 > spec.channels.count }) {
+            throw FFError("pool_after names layer \(bad), but the stack has layers 1...\(spec.channels.count).")
+        }
+        if c.pred == "best" { spec = spec.withCopiedLastLayer() }
+        return spec
     }
 
     /// Best Pred drops the classifier and appends a copy of the last conv layer (ASGE,

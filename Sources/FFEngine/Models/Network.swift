@@ -91,9 +91,7 @@ public final class Network {
         self.config = config
         self.inputShape = inputShape
         self.classes = classes
-        var spec = try VGGSpec.named(config.arch)
-        if let p = config.poolAfter { spec.poolAfter = p }
-        if config.pred == "best" { spec = spec.withCopiedLastLayer() }
+        let spec = try VGGSpec.resolve(config)
         try spec.validate(inputSize: min(inputShape[1], inputShape[2]), poolSize: config.poolSize)
         self.spec = spec
 

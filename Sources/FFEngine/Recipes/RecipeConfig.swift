@@ -38,8 +38,10 @@ public struct RecipeConfig: Codable, Equatable {
     public var evalSubset: Int?
 
     // MARK: Model
-    /// "vgg8", "vgg11" or "vgg16".
+    /// "vgg8", "vgg11" or "vgg16"; "custom" takes `channels` and `pool_after`.
     public var arch: String
+    /// Conv channels of a custom stack (arch = "custom"), e.g. tiny models in tests.
+    public var channels: [Int]?
     /// ASGE partition hyper-parameter alpha (eq. 3).
     public var alpha: Double = 1
     /// Pooling kind after the pooling layers: rms (ASGE), avg, max.
@@ -75,7 +77,7 @@ public struct RecipeConfig: Codable, Equatable {
     /// "adamw" or "sgd".
     public var optimizer: String = "adamw"
     public var lr: Double
-    public var minLR: Double
+    public var minLr: Double
     public var weightDecay: Double
     public var momentum: Double = 0.9
     public var nesterov: Bool = false
@@ -98,7 +100,7 @@ public struct RecipeConfig: Codable, Equatable {
     public var paperSource: String?
 
     public init(name: String, paper: String, summary: String, training: String, dataset: String, arch: String,
-                lr: Double, minLR: Double, weightDecay: Double, epochs: Int, batchSize: Int) {
+                lr: Double, minLr: Double, weightDecay: Double, epochs: Int, batchSize: Int) {
         self.name = name
         self.paper = paper
         self.summary = summary
@@ -106,7 +108,7 @@ public struct RecipeConfig: Codable, Equatable {
         self.dataset = dataset
         self.arch = arch
         self.lr = lr
-        self.minLR = minLR
+        self.minLr = minLr
         self.weightDecay = weightDecay
         self.epochs = epochs
         self.batchSize = batchSize
@@ -157,11 +159,11 @@ public struct RecipeConfig: Codable, Equatable {
             throw FFError("accumulate = \(accumulate) must be >= 1 and divide batch_size = \(batchSize).")
         }
         if epochs < 1 { throw FFError("epochs must be at least 1 (got \(epochs)).") }
-        if lr <= 0 || minLR < 0 || minLR > lr { throw FFError("need 0 <= min_lr <= lr and lr > 0 (lr \(lr), min_lr \(minLR)).") }
+        if lr <= 0 || minLr < 0 || minLr > lr { throw FFError("need 0 <= min_lr <= lr and lr > 0 (lr \(lr), min_lr \(minLr)).") }
         if alpha < 0 { throw FFError("alpha must be >= 0 (got \(alpha)).") }
         if training != "layer-local" && pred == "best" {
             throw FFError("pred = best needs the layer-local readouts; the \(training) recipes use their classifier.")
         }
-        _ = try VGGSpec.named(arch)
+        _ = try VGGSpec.resolve(self)
     }
 }

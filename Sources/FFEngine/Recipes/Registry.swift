@@ -17,7 +17,7 @@ public enum Recipes {
         var c = RecipeConfig(name: name, paper: "asge",
                              summary: "ASGE \(arch.uppercased()) on \(dataset), Fusion Pred, alpha 1, RMS pooling",
                              training: "layer-local", dataset: dataset, arch: arch,
-                             lr: 2e-4, minLR: 1e-5, weightDecay: 1e-3, epochs: epochs, batchSize: 128)
+                             lr: 2e-4, minLr: 1e-5, weightDecay: 1e-3, epochs: epochs, batchSize: 128)
         c.augment = augment
         c.paperTop1 = top1
         c.paperSource = source
@@ -33,7 +33,7 @@ public enum Recipes {
         imagenet.weightDecay = 1e-4
         imagenet.batchSize = 512
         imagenet.lr = 0.05
-        imagenet.minLR = 5e-4
+        imagenet.minLr = 5e-4
         imagenet.inputSize = 224
         imagenet.paperTop5 = 75.23
         return [
@@ -59,7 +59,7 @@ public enum Recipes {
         var bp = RecipeConfig(name: "bp-vgg8-cifar100", paper: "asge",
                               summary: "Backprop baseline of ASGE Table 3: VGG8 + BatchNorm, max pooling, GAP + linear, end-to-end CE",
                               training: "backprop", dataset: "cifar100", arch: "vgg8",
-                              lr: 2e-4, minLR: 1e-5, weightDecay: 1e-3, epochs: 400, batchSize: 128)
+                              lr: 2e-4, minLr: 1e-5, weightDecay: 1e-3, epochs: 400, batchSize: 128)
         bp.augment = "crop-flip"
         bp.pool = .max
         bp.bpNorm = "batch"

@@ -98,6 +98,6 @@ public enum OptimizerFactory {
     /// epochs, stepped once per epoch like PyTorch's CosineAnnealingLR(T_max = epochs),
     /// after an optional linear warm-up. [choice: per-epoch steps]
     public static func learningRate(_ c: RecipeConfig, epoch: Int) -> Double {
-        ff_cosine_lr(c.lr, c.minLR, epoch, c.epochs, c.warmupEpochs)
+        ff_cosine_lr(c.lr, c.minLr, epoch, c.epochs, c.warmupEpochs)
     }
 }

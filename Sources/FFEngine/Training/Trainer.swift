@@ -24,12 +24,13 @@ public struct Tally {
     public var headMeanLoss: Double { count > 0 ? headLoss / Double(count) : 0 }
 }
 
-/// A loss became NaN or infinite: training stops, naming where.
+/// A loss (or a parameter after its update) became NaN or infinite: training stops,
+/// naming where.
 public struct NonFiniteLoss: Error, CustomStringConvertible {
     public let what: String
     public let step: Int
     public var description: String {
-        "the loss of \(what) became NaN or infinite at step \(step). Training stopped; the last good checkpoint "
+        "the loss or the weights of \(what) became NaN or infinite at step \(step). Training stopped; the last good checkpoint "
             + "is kept. Try a smaller learning rate (--lr) or check the input data."
     }
 }
@@ -48,6 +49,9 @@ public final class Trainer {
     public let headOptimizer: Optimizer?
     public let globalOptimizer: Optimizer?
     public private(set) var step = 0
+    /// Called during training with ("units.<i>", logits, loss) for every local readout and
+    /// ("head", logits, loss) for the classifier, before the update (golden tests, debugging).
+    public var observer: ((String, Tensor, Double) -> Void)?
 
     public init(_ ctx: ComputeContext, net: Network) {
         self.ctx = ctx
@@ -112,6 +116,15 @@ public final class Trainer {
             for (u, opt) in zip(net.units, unitOptimizers) { opt.step(u.parameters, lr: lr) }
             if let h = net.head, let opt = headOptimizer { opt.step(h.parameters, lr: lr) }
         }
+        // A NaN can hide from the loss (ReLU maps it to 0) yet poison the weights.
+        for unit in net.units {
+            for p in unit.parameters where Ops.firstNonFinite(ctx, p.value) != nil {
+                throw NonFiniteLoss(what: "layer \(unit.index + 1) (parameter \(p.name))", step: step)
+            }
+        }
+        if let h = net.head, h.parameters.contains(where: { Ops.firstNonFinite(ctx, $0.value) != nil }) {
+            throw NonFiniteLoss(what: "the classifier head (its parameters)", step: step)
+        }
     }
 
     private func checkLoss(_ loss: Double, _ what: String) throws {
@@ -131,6 +144,7 @@ public final class Trainer {
             let dlogits = Tensor(uninitialized: logits.shape)
             let r = Ops.softmaxCrossEntropy(ctx, logits: logits, labels: batch.labels, dlogits: dlogits, gradScale: gradScale)
             try checkLoss(r.loss, "layer \(unit.index + 1)")
+            observer?("units.\(unit.index)", logits, r.loss)
             tally.unitLoss[unit.index] += r.loss * Double(batch.count)
             tally.unitCorrect[unit.index] += r.correct
             let dy = local.backward(dlogits)
@@ -146,6 +160,7 @@ public final class Trainer {
             let dlogits = Tensor(uninitialized: logits.shape)
             let r = Ops.softmaxCrossEntropy(ctx, logits: logits, labels: batch.labels, dlogits: dlogits, gradScale: gradScale)
             try checkLoss(r.loss, "the classifier head")
+            observer?("head", logits, r.loss)
             tally.headLoss += r.loss * Double(batch.count)
             tally.headCorrect += r.correct
             _ = head.backward(dlogits, inputGrad: false)
@@ -167,6 +182,7 @@ public final class Trainer {
                 let r = Ops.softmaxCrossEntropy(ctx, logits: logits, labels: batch.labels, dlogits: dlogits,
                                                 gradScale: gradScale * Float(config.deepSupWeight))
                 try checkLoss(r.loss, "layer \(unit.index + 1)")
+                observer?("units.\(unit.index)", logits, r.loss)
                 tally.unitLoss[unit.index] += r.loss * Double(batch.count)
                 tally.unitCorrect[unit.index] += r.correct
                 localGrads.append(dlogits)
@@ -181,6 +197,7 @@ public final class Trainer {
         let dlogits = Tensor(uninitialized: logits.shape)
         let r = Ops.softmaxCrossEntropy(ctx, logits: logits, labels: batch.labels, dlogits: dlogits, gradScale: gradScale)
         try checkLoss(r.loss, "the classifier head")
+        observer?("head", logits, r.loss)
         tally.headLoss += r.loss * Double(batch.count)
         tally.headCorrect += r.correct
 

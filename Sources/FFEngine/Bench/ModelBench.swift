@@ -1,0 +1,81 @@
+import Foundation
+
+/// Whole-model throughput and memory of a recipe's training and inference steps on
+/// synthetic data of the recipe's shape (no I/O in the timed loop).
+public struct ModelBenchResult {
+    public var name: String
+    public var batch: Int
+    public var accumulate: Int
+    public var trainImagesPerSecond: Double
+    public var inferImagesPerSecond: Double
+    public var trainGFLOPs: Double
+    public var inferGFLOPs: Double
+    /// Peak RSS of the process during the training phase (bytes).
+    public var trainPeakRSS: Int
+    /// High-water mark of the engine's own tensor allocations during training (bytes).
+    public var trainEngineHighWater: Int
+    public var inferPeakRSS: Int
+    public var inferEngineHighWater: Int
+    public var scratchBytes: Int
+}
+
+public enum ModelBench {
+    /// Times `steps` training steps and `steps` inference passes after one warm-up each.
+    /// FLOPs count the conv layers: forward 2*MACs; layer-local training adds the weight
+    /// gradient (x2 in total), backprop also the input gradient (x3).
+    public static func run(_ ctx: ComputeContext, config: RecipeConfig, inputShape: [Int], classes: Int,
+                           steps: Int = 3, label: String? = nil) throws -> ModelBenchResult {
+        let net = try Network(ctx, config: config, inputShape: inputShape, classes: classes)
+        let trainer = Trainer(ctx, net: net)
+        let batchSize = config.batchSize
+        let data = InMemoryProvider.synthetic(count: batchSize, classes: classes, shape: inputShape, seed: 1)
+        guard let batch = data.batches(epoch: 0, batchSize: batchSize).next() else {
+            throw FFError("benchmark batch is empty")
+        }
+        var tally = Tally(units: net.units.count)
+
+        // Training: one warm-up step grows scratch arenas and the allocator's pools.
+        try trainer.trainStep(batch, lr: config.lr, tally: &tally)
+        MemoryMeter.resetPeakRSS()
+        MemoryMeter.shared.resetPeak()
+        let t0 = Date()
+        for _ in 0..<steps { try trainer.trainStep(batch, lr: config.lr, tally: &tally) }
+        let trainTime = Date().timeIntervalSince(t0)
+        let trainRSS = MemoryMeter.peakRSS()
+        let trainHigh = MemoryMeter.shared.peakBytes
+
+        var evalTally = Tally(units: net.units.count)
+        trainer.evaluateBatch(batch, tally: &evalTally)
+        MemoryMeter.resetPeakRSS()
+        MemoryMeter.shared.resetPeak()
+        let t1 = Date()
+        for _ in 0..<steps { trainer.evaluateBatch(batch, tally: &evalTally) }
+        let inferTime = Date().timeIntervalSince(t1)
+
+        let macs = Double(net.forwardMACs)
+        let trainFactor: Double = config.training == "layer-local" ? 2 : 3
+        let images = Double(batchSize * steps)
+        return ModelBenchResult(
+            name: label ?? config.name, batch: batchSize, accumulate: config.accumulate,
+            trainImagesPerSecond: images / trainTime, inferImagesPerSecond: images / inferTime,
+            trainGFLOPs: 2 * macs * trainFactor * images / trainTime / 1e9,
+            inferGFLOPs: 2 * macs * images / inferTime / 1e9,
+            trainPeakRSS: trainRSS, trainEngineHighWater: trainHigh,
+            inferPeakRSS: MemoryMeter.peakRSS(), inferEngineHighWater: MemoryMeter.shared.peakBytes,
+            scratchBytes: ctx.scratchBytes)
+    }
+
+    public static func format(_ r: [ModelBenchResult]) -> String {
+        func mib(_ b: Int) -> String { String(format: "%.0f", Double(b) / 1_048_576) }
+        var lines = [String(format: "%-28@ %6@ %10@ %9@ %10@ %9@ %10@ %10@", "model" as NSString, "batch" as NSString,
+                            "train im/s" as NSString, "GFLOP/s" as NSString, "infer im/s" as NSString,
+                            "GFLOP/s" as NSString, "RSS MiB" as NSString, "engine MiB" as NSString)]
+        for x in r {
+            let batch = x.accumulate > 1 ? "\(x.batch)/\(x.accumulate)" : "\(x.batch)"
+            lines.append(String(format: "%-28@ %6@ %10.1f %9.1f %10.1f %9.1f %10@ %10@", x.name as NSString, batch as NSString,
+                                x.trainImagesPerSecond, x.trainGFLOPs, x.inferImagesPerSecond, x.inferGFLOPs,
+                                mib(x.trainPeakRSS) as NSString, mib(x.trainEngineHighWater) as NSString))
+        }
+        return lines.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,103 @@
+import Foundation
+
+/// Human-readable lines and tables for runs and evaluations, and results.json.
+public enum Report {
+    static func pct(_ x: Double?) -> String { x.map { String(format: "%.2f", 100 * $0) } ?? "-" }
+
+    /// The accuracy that stands for the recipe's predictor: the classifier head (Fusion,
+    /// Last, BP), or the best-on-validation layer's readout (Best Pred).
+    public static func selected(_ t: Tally, config: RecipeConfig, bestLayer: Int?) -> (top1: Double, top5: Double?) {
+        if config.pred == "best" && config.training == "layer-local" {
+            let l = (bestLayer ?? 1) - 1
+            return (t.unitAccuracy[l], t.unitTop5Accuracy[l])
+        }
+        return (t.headAccuracy, t.headTop5Accuracy)
+    }
+
+    public static func predictorName(_ config: RecipeConfig) -> String {
+        switch (config.training, config.pred) {
+        case ("layer-local", "fusion"): return config.fusionBatchNorm ? "Fused classifier (BN+Linear)" : "Fusion Pred"
+        case ("layer-local", "last"): return "Last Pred"
+        case ("layer-local", _): return "Best Pred"
+        case ("deep-sup", _): return "BP-DeepSup final classifier"
+        default: return "BP classifier"
+        }
+    }
+
+    static func progressFields(_ t: Tally, config: RecipeConfig) -> String {
+        var parts: [String] = []
+        if let last = t.unitMeanLoss.indices.last, t.count > 0, t.unitLoss.contains(where: { $0 != 0 }) {
+            parts.append(String(format: "L%d loss %.3f acc %@", last + 1, t.unitMeanLoss[last], pct(t.unitAccuracy[last])))
+        }
+        if config.pred != "best" || config.training != "layer-local" {
+            parts.append(String(format: "head loss %.3f acc %@", t.headMeanLoss, pct(t.headAccuracy)))
+        }
+        return parts.joined(separator: ", ")
+    }
+
+    static func epochLine(_ r: EpochRecord, config: RecipeConfig, best: Bool) -> String {
+        var s = String(format: "epoch %d/%d lr %.3g %.1f img/s", r.epoch, config.epochs, r.lr, r.imagesPerSecond)
+        if let h = r.trainHeadAccuracy { s += " | train head \(pct(h))" }
+        if !r.valUnitAccuracy.isEmpty {
+            s += " | val layers " + r.valUnitAccuracy.map { pct($0) }.joined(separator: " ")
+        }
+        if let h = r.valHeadAccuracy { s += " | val head \(pct(h))" }
+        if let b = r.bestLayer { s += " (best layer \(b))" }
+        if let t = r.temperatures { s += " | T " + t.map { String(format: "%.2f", $0) }.joined(separator: " ") }
+        if best { s += " *" }
+        return s
+    }
+
+    /// Per-layer readouts, Best Pred, the head, and the paper's number for the recipe.
+    public static func table(_ t: Tally, config: RecipeConfig, bestLayer: Int?, split: String, selectedFrom: String) -> String {
+        var lines = ["", "\(config.name) on \(config.dataset) \(split) (\(t.count) images; model from \(selectedFrom))"]
+        func row(_ name: String, _ top1: Double?, _ top5: Double?, _ note: String = "") {
+            let t5 = top5.map { "  top-5 \(pct($0))" } ?? ""
+            lines.append(String(format: "  %-34@ %7@%%", name as NSString, pct(top1) as NSString) + t5 + note)
+        }
+        if config.training != "backprop" {
+            for (i, a) in t.unitAccuracy.enumerated() { row("layer \(i + 1) readout", a, nil) }
+            let b = bestLayer ?? (t.unitAccuracy.indices.max(by: { t.unitAccuracy[$0] < t.unitAccuracy[$1] }).map { $0 + 1 } ?? 1)
+            row("Best Pred (layer \(b), chosen on val)", t.unitAccuracy[b - 1], t.unitTop5Accuracy[b - 1])
+        }
+        let (top1, top5) = selected(t, config: config, bestLayer: bestLayer)
+        if config.pred != "best" { row(predictorName(config), t.headAccuracy, t.headTop5Accuracy) }
+        if let p = config.paperTop1 {
+            lines.append("")
+            lines.append(String(format: "  comparable with the paper: %@ = %@%% vs reported %.2f%%%@ (%@)",
+                                predictorName(config), pct(top1),
+                                p, config.paperTop5.map { String(format: " / top-5 %.2f%%", $0) } ?? "",
+                                config.paperSource ?? ""))
+            if let t5 = top5, config.paperTop5 != nil { lines.append("  our top-5: \(pct(t5))%") }
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    struct ResultsFile: Codable {
+        var recipe: String
+        var dataset: String
+        var epochsTrained: Int
+        var bestEpoch: Int?
+        var bestValidation: Double?
+        var bestLayer: Int?
+        var predictor: String
+        var testTop1: Double?
+        var testTop5: Double?
+        var testCount: Int?
+        var testUnitAccuracy: [Double]?
+        var testHeadAccuracy: Double?
+        var paperTop1: Double?
+        var paperTop5: Double?
+        var paperSource: String?
+    }
+
+    static func writeResults(_ r: RunResult, config: RecipeConfig, to url: URL) throws {
+        let file = ResultsFile(recipe: config.name, dataset: config.dataset, epochsTrained: r.epochsTrained,
+                               bestEpoch: r.bestEpoch, bestValidation: r.bestValidation, bestLayer: r.bestLayer,
+                               predictor: predictorName(config), testTop1: r.testTop1, testTop5: r.testTop5,
+                               testCount: r.test?.count, testUnitAccuracy: r.test?.unitAccuracy,
+                               testHeadAccuracy: r.test?.headAccuracy, paperTop1: config.paperTop1,
+                               paperTop5: config.paperTop5, paperSource: config.paperSource)
+        try AtomicFile.write(try RecipeConfig.encoder.encode(file), to: url)
+    }
+}
