@@ -141,6 +141,28 @@ public struct RecipeConfig: Codable, Equatable {
         }
     }
 
+    /// A copy with one field set from "key=value": key in snake_case as `repro show`
+    /// prints it, value in JSON (a bare word is taken as a string).
+    public func setting(_ assignment: String) throws -> RecipeConfig {
+        guard let eq = assignment.firstIndex(of: "=") else {
+            throw FFError("--set expects key=value, got '\(assignment)'.")
+        }
+        let key = String(assignment[..<eq]), raw = String(assignment[assignment.index(after: eq)...])
+        var dict = try JSONSerialization.jsonObject(with: RecipeConfig.encoder.encode(self)) as! [String: Any]
+        let known = Set(dict.keys).union(["subset", "eval_subset", "input_size", "pool_after", "channels",
+                                          "paper_top1", "paper_top5", "paper_source"])
+        guard known.contains(key) else {
+            throw FFError("--set: unknown config field '\(key)'. `repro show NAME` lists the fields.")
+        }
+        let value = (try? JSONSerialization.jsonObject(with: Data(raw.utf8), options: [.fragmentsAllowed])) ?? raw
+        dict[key] = value is NSNull ? nil : value
+        do {
+            return try RecipeConfig.decoder.decode(RecipeConfig.self, from: JSONSerialization.data(withJSONObject: dict))
+        } catch {
+            throw FFError("--set \(assignment): the value does not fit field '\(key)' (\(error)).")
+        }
+    }
+
     /// Rejects combinations that cannot run, with a message naming the field.
     public func validate() throws {
         let known: [(String, String, [String])] = [

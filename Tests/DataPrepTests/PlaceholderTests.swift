@@ -1,3 +1,0 @@
-import XCTest
-@testable import DataPrep
-final class DataPrepPlaceholderTests: XCTestCase { func testLinks() { XCTAssertTrue(true) } }
