@@ -12,6 +12,7 @@ public final class Progress {
     public let unit: String
     private let start = Date()
     private var lastDraw = Date.distantPast
+    private var lastLine = ""
     private let isTTY: Bool
     private let logInterval: TimeInterval
     private let enabled: Bool
@@ -50,6 +51,10 @@ public final class Progress {
     }
 
     private func draw(_ fields: String) {
+        // finish() right after the last advance() would repeat the same line in logs.
+        let key = "\(done)|\(fields)"
+        if !isTTY && key == lastLine { return }
+        lastLine = key
         let pct = total > 0 ? 100 * Double(done) / Double(total) : 100
         var line = String(format: "%@ %d/%d (%.0f%%) %.1f %@/s", label, done, total, pct, rate, unit)
         if done < total, rate > 0 {
