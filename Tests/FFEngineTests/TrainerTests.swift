@@ -194,6 +194,11 @@ final class TrainerTests: XCTestCase {
     /// Finite differences of the whole BP loss (float forward, small network) against the
     /// backprop gradient of the first conv layer, through BatchNorm, ReLU, max pooling and GAP.
     func testBackpropGradientMatchesFiniteDifferences() throws {
+        try checkBackpropGradient(pred: "fusion", headInput: "tap")
+        try checkBackpropGradient(pred: "last", headInput: "output")
+    }
+
+    func checkBackpropGradient(pred: String, headInput: String) throws {
         let shape = [4, 2, 6, 6]
         let x = Tensor(uninitialized: shape)
         var rng = RNG(seed: 3)
@@ -201,6 +206,8 @@ final class TrainerTests: XCTestCase {
         let batch = Batch(images: x, labels: [0, 1, 2, 0])
         var c = tinyConfig(training: "backprop", channels: [3, 4], poolAfter: [1])
         c.pool = .avg
+        c.pred = pred
+        c.headInput = headInput
         let net = try Network(ctx, config: c, inputShape: Array(shape.dropFirst()), classes: 3)
         let (grads, _) = try gradients(net, batch)
         let w = (net.units[0].pre.layers[0] as! Conv2d).weight
@@ -221,7 +228,7 @@ final class TrainerTests: XCTestCase {
             let fm = try loss()
             w.value[i] = orig
             let num = (fp - fm) / Double(2 * eps)
-            XCTAssertEqual(Double(g[i]), num, accuracy: 2e-2 * max(abs(num), 0.05), "first conv weight \(i)")
+            XCTAssertEqual(Double(g[i]), num, accuracy: 2e-2 * max(abs(num), 0.05), "\(pred)/\(headInput): first conv weight \(i)")
         }
     }
 

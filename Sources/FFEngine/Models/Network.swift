@@ -138,18 +138,17 @@ public final class Network {
         self.units = units
 
         let last = units.count - 1
-        switch (config.training, config.pred) {
-        case ("layer-local", "fusion"):
+        let point = FeatureHead.Point(rawValue: config.headInput) ?? .tap
+        switch config.pred {
+        case "fusion":
             guard last >= 1 else { throw FFError("pred = fusion needs at least two conv layers.") }
-            head = FeatureHead(ctx, taps: Array(1...last), point: .tap, units: units,
-                               classes: classes, batchNorm: config.fusionBatchNorm, seed: seed)
-        case ("layer-local", "last"):
-            head = FeatureHead(ctx, taps: [last], point: .tap, units: units, classes: classes,
+            head = FeatureHead(ctx, taps: Array(1...last), point: point, units: units, classes: classes,
                                batchNorm: config.fusionBatchNorm, seed: seed)
-        case ("layer-local", _):
-            head = nil
+        case "last":
+            head = FeatureHead(ctx, taps: [last], point: point, units: units, classes: classes,
+                               batchNorm: config.fusionBatchNorm, seed: seed)
         default:
-            head = FeatureHead(ctx, taps: [last], point: .output, units: units, classes: classes, batchNorm: false, seed: seed)
+            head = nil
         }
     }
 

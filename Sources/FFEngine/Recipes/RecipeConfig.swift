@@ -52,6 +52,9 @@ public struct RecipeConfig: Codable, Equatable {
     public var poolAfter: [Int]?
     /// Prediction strategy: "fusion", "last" or "best".
     public var pred: String = "fusion"
+    /// Where the classifier head reads each layer: "tap" (GAP of the post-ReLU map, where
+    /// the goodness is taken) or "output" (GAP after pooling/normalisation). [choice]
+    public var headInput: String = "tap"
     /// LayerNorm epsilon. [choice]
     public var lnEps: Double = 1e-5
     /// Whether the per-sample LayerNorm has affine parameters. Under layer-local training
@@ -172,6 +175,7 @@ public struct RecipeConfig: Codable, Equatable {
             ("augment", augment, ["none", "crop-flip", "rrc-flip"]),
             ("labels", labels, ["labels", "coarse_labels"]),
             ("bp_norm", bpNorm, ["batch", "layer"]),
+            ("head_input", headInput, ["tap", "output"]),
         ]
         for (field, value, allowed) in known where !allowed.contains(value) {
             throw FFError("config field \(field) = '\(value)' is not one of: \(allowed.joined(separator: ", ")).")

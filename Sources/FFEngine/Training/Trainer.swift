@@ -174,8 +174,10 @@ public final class Trainer {
         guard let head = net.head else { preconditionFailure("backprop training needs a classifier head") }
         var x = batch.images
         var localGrads: [Tensor?] = []
+        var features = HeadFeatures(net: net, batch: batch.count)
         for unit in net.units {
             let y = unit.pre.forward(x, .train(cache: true))
+            features.collect(ctx, unit: unit.index, point: .tap, y)
             if let local = unit.local {
                 let logits = local.forward(y, cache: true)
                 let dlogits = Tensor(uninitialized: logits.shape)
@@ -190,10 +192,9 @@ public final class Trainer {
                 localGrads.append(nil)
             }
             x = unit.post.forward(y, .train(cache: true))
+            features.collect(ctx, unit: unit.index, point: .output, x)
         }
-        let gap = GlobalAvgPool(ctx)
-        let f = gap.forward(x, .train(cache: true))
-        let logits = head.forward(f, .train(cache: true))
+        let logits = head.forward(features.assemble(), .train(cache: true))
         let dlogits = Tensor(uninitialized: logits.shape)
         let r = Ops.softmaxCrossEntropy(ctx, logits: logits, labels: batch.labels, dlogits: dlogits, gradScale: gradScale)
         try checkLoss(r.loss, "the classifier head")
@@ -201,13 +202,22 @@ public final class Trainer {
         tally.headLoss += r.loss * Double(batch.count)
         tally.headCorrect += r.correct
 
-        var g = gap.backward(head.backward(dlogits, inputGrad: true)!, inputGrad: true)!
+        // The head's feature gradient, split per tapped unit and spread back over its map.
+        let dFeatures = features.split(head.backward(dlogits, inputGrad: true)!)
+        var g: Tensor?   // gradient w.r.t. the current unit's output
         for unit in net.units.reversed() {
-            let dy = unit.post.backward(g, inputGrad: true)!
+            if head.point == .output, let df = dFeatures[unit.index] {
+                let s = Ops.gapBackward(ctx, inputShape: [batch.count] + unit.outputShape, dy: df)
+                if let cur = g { Ops.axpy(ctx, 1, s, cur) } else { g = s }
+            }
+            let dy = g.map { unit.post.backward($0, inputGrad: true)! } ?? Tensor(zeros: [batch.count] + unit.tapShape)
+            if head.point == .tap, let df = dFeatures[unit.index] {
+                Ops.axpy(ctx, 1, Ops.gapBackward(ctx, inputShape: [batch.count] + unit.tapShape, dy: df), dy)
+            }
             if let local = unit.local, let dl = localGrads[unit.index] {
                 Ops.axpy(ctx, 1, local.backward(dl), dy)
             }
-            if let dx = unit.pre.backward(dy, inputGrad: unit.index > 0) { g = dx }
+            g = unit.pre.backward(dy, inputGrad: unit.index > 0)
         }
         net.releaseCaches()
     }
@@ -268,6 +278,21 @@ struct HeadFeatures {
     mutating func collect(_ ctx: ComputeContext, unit: Int, point: FeatureHead.Point, _ t: Tensor) {
         guard point == self.point, taps.contains(unit) else { return }
         parts[unit] = Ops.gap(ctx, t)
+    }
+
+    /// Inverse of `assemble` for gradients: (n, F) -> per-unit (n, C_unit) copies.
+    func split(_ d: Tensor) -> [Int: Tensor] {
+        var out: [Int: Tensor] = [:]
+        var col = 0
+        let total = d.shape[1]
+        for t in taps {
+            let w = parts[t]!.shape[1]
+            let part = Tensor(uninitialized: [batch, w])
+            for i in 0..<batch { (part.pointer + i * w).update(from: d.pointer + i * total + col, count: w) }
+            out[t] = part
+            col += w
+        }
+        return out
     }
 
     func assemble() -> Tensor {
