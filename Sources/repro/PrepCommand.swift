@@ -10,7 +10,7 @@ struct PrepCommand: ParsableCommand {
         abstract: "Convert a dataset to HDF5 shards (once; training then reads the shards).",
         discussion: "Rerunning an interrupted conversion resumes from the finished shards.",
         subcommands: [PrepMNIST.self, PrepFashionMNIST.self, PrepCIFAR10.self, PrepCIFAR100.self,
-                      PrepImageFolder.self, PrepImageNet100.self, PrepTinyImageNet.self])
+                      PrepImageFolder.self, PrepImageNet100.self, PrepTinyImageNet.self, PrepCheck.self])
 }
 
 /// Flags every converter takes.
@@ -139,5 +139,49 @@ struct PrepTinyImageNet: ParsableCommand {
     @OptionGroup var flags: PrepFlags
     func run() throws {
         reportPrep(try DataPrep.tinyImagenet(source: srcURL(src), output: flags.outURL, options: flags.options(size: size)))
+    }
+}
+
+struct PrepCheck: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract: "Verify a converted dataset (index, sizes, SHA-256) and time epochs through the loader.")
+    @Option(help: "Dataset directory (made by repro prep).") var dir: String
+    @Option(help: "Split to read.") var split: String = "train"
+    @Option(name: .customLong("batch-size"), help: "Batch size.") var batchSize: Int = 128
+    @Option(help: "none | crop (random crop, padding 4, flip) | rrc (random-resized-crop 0.08, flip) | center.")
+    var augment: String = "crop"
+    @Option(help: "Output side length for crop/rrc/center (default: the stored size).") var size: Int?
+    @Option(help: "Epochs to time.") var epochs: Int = 2
+    @Option(help: "Label set.") var labels: String = "labels"
+
+    func run() throws {
+        let url = URL(fileURLWithPath: dir, isDirectory: true)
+        let index = try DatasetIndex.load(directory: url)
+        for s in index.splits.keys.sorted() { try index.verify(split: s, directory: url, checksums: true) }
+        print("\(url.path): \(index.dataset), checksums of \(index.splits.values.reduce(0) { $0 + $1.shards.count }) shard(s) OK.")
+        let side = size ?? index.imageSize[0]
+        let aug: Augmentation
+        switch augment {
+        case "none": aug = .none
+        case "crop": aug = .randomCrop(size: side, padding: 4, flip: true)
+        case "rrc": aug = .randomResizedCrop(size: side, scaleMin: 0.08, flip: true)
+        case "center": aug = .centerCrop(size: side)
+        default: throw ValidationError("--augment must be none, crop, rrc or center.")
+        }
+        let loader = try ShardLoader(directory: url, split: split,
+                                     options: LoaderOptions(seed: 0, augmentation: aug, labelKey: labels, checksums: .sizesOnly))
+        print("Split \(split): \(loader.sampleCount) images -> \(loader.sampleShape), \(loader.isInMemory ? "in memory" : "streamed").")
+        for e in 0..<max(1, epochs) {
+            let start = Date()
+            var n = 0
+            var checksum: Float = 0
+            for b in loader.batches(epoch: e, batchSize: batchSize) {
+                n += b.count
+                checksum += b.images[0]
+            }
+            let t = Date().timeIntervalSince(start)
+            print(String(format: "epoch %d: %d images in %.2f s = %.0f images/s (first-pixel sum %.3f)", e, n, t, Double(n) / t, checksum))
+        }
     }
 }
