@@ -78,6 +78,15 @@ final class HDF5Tests: XCTestCase {
         }
     }
 
+    func testSHA256MatchesTheStandardVectors() throws {
+        let dir = ShardFixture.tempDir()
+        let abc = dir.appendingPathComponent("abc"), million = dir.appendingPathComponent("a")
+        try Data("abc".utf8).write(to: abc)
+        try Data(repeating: UInt8(ascii: "a"), count: 1_000_000).write(to: million)
+        XCTAssertEqual(try AtomicFile.sha256(of: abc), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        XCTAssertEqual(try AtomicFile.sha256(of: million), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+    }
+
     /// Python interpreter with h5py: $FFREPRO_PYTHON, else python3.
     func python() throws -> String {
         let py = ProcessInfo.processInfo.environment["FFREPRO_PYTHON"] ?? "python3"

@@ -126,8 +126,8 @@ extension Augmentation {
 
 /// How much of the shard data the loader checks when it opens a split.
 public enum ChecksumCheck {
-    /// SHA-256 of every shard when the split is held in memory (it is read anyway), only
-    /// file sizes when it is streamed.
+    /// SHA-256 of every shard if the split's files total at most 2 GiB (about a second per
+    /// GiB), otherwise only file sizes (use `repro prep check` to verify large datasets).
     case auto
     case always
     case sizesOnly

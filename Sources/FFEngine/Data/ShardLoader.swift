@@ -57,12 +57,11 @@ public final class ShardLoader: BatchProvider {
             selected = ShardLoader.subsetRows(total: total, count: n, seed: options.subsetSeed ?? options.seed)
         }
         let limit = options.memoryLimit ?? ShardLoader.defaultMemoryLimit
-        let inMemory = (selected?.count ?? total) * index.imageBytes <= limit
         let verify: Bool
         switch options.checksums {
         case .always: verify = true
         case .sizesOnly: verify = false
-        case .auto: verify = inMemory
+        case .auto: verify = index.splits[split].map { $0.shards.reduce(0) { $0 + $1.bytes } <= 2 << 30 } ?? true
         }
         try index.verify(split: split, directory: directory, checksums: verify)
         store = try ShardStore(directory: directory, index: index, split: split, rows: selected,
