@@ -51,26 +51,39 @@ int ffio_png_decode(const uint8_t *data, size_t len, ffio_image *out, char *err,
     png_set_read_fn(png, &r, png_read_fn);
     png_set_user_limits(png, 1 << 15, 1 << 15);
     png_read_info(png, info);
-    int ct = png_get_color_type(png, info);
-    int bits = png_get_bit_depth(png, info);
-    if (ct == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
-    if (ct == PNG_COLOR_TYPE_GRAY && bits < 8) png_set_expand_gray_1_2_4_to_8(png);
-    if (bits == 16) png_set_scale_16(png);
-    /* Alpha (and tRNS) is dropped, as PIL's convert('RGB') does. */
-    if (ct & PNG_COLOR_MASK_ALPHA) png_set_strip_alpha(png);
-    if (ct == PNG_COLOR_TYPE_GRAY || ct == PNG_COLOR_TYPE_GRAY_ALPHA) png_set_gray_to_rgb(png);
+    /* Expand palette, low-bit gray and tRNS to 8-bit samples (plus alpha), scale 16-bit
+     * samples, then convert whatever channel count results to RGB below. */
+    png_set_expand(png);
+    if (png_get_bit_depth(png, info) == 16) png_set_scale_16(png);
     png_set_interlace_handling(png);
     png_read_update_info(png, info);
     png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
+    int ch = png_get_channels(png, info);
     size_t rowbytes = png_get_rowbytes(png, info);
-    if (rowbytes != (size_t)w * 3) png_error(png, "unexpected pixel layout after conversion");
-    pixels = malloc((size_t)h * rowbytes);
+    if (png_get_bit_depth(png, info) != 8 || ch < 1 || ch > 4 || rowbytes != (size_t)w * ch)
+        png_error(png, "unexpected pixel layout after conversion");
+    pixels = malloc((size_t)h * w * 3 + (size_t)h * rowbytes);
+    uint8_t *raw = pixels + (size_t)h * w * 3;
     rows = malloc(sizeof(png_bytep) * h);
-    for (png_uint_32 y = 0; y < h; y++) rows[y] = pixels + (size_t)y * rowbytes;
+    for (png_uint_32 y = 0; y < h; y++) rows[y] = raw + (size_t)y * rowbytes;
     png_read_image(png, rows);
     png_read_end(png, NULL);
     free(rows);
     png_destroy_read_struct(&png, &info, NULL);
+    /* Gray (+alpha) is replicated; alpha is dropped, as PIL's convert('RGB') does. */
+    size_t n = (size_t)w * h;
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *p = raw + i * ch;
+        uint8_t *d = pixels + i * 3;
+        if (ch <= 2) {
+            d[0] = d[1] = d[2] = p[0];
+        } else {
+            d[0] = p[0];
+            d[1] = p[1];
+            d[2] = p[2];
+        }
+    }
+    pixels = realloc(pixels, n * 3 > 0 ? n * 3 : 1);
     out->pixels = pixels;
     out->width = out->src_width = (int)w;
     out->height = out->src_height = (int)h;

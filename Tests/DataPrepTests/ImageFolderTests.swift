@@ -26,6 +26,12 @@ final class ImageFolderTests: XCTestCase {
         let deep = (0..<(16 * 16 * 3)).map { UInt16(($0 * 2741) & 0xFFFF) }
         Fixtures.writePNG(b.appendingPathComponent("deep.PNG"), deep.flatMap { [UInt8($0 >> 8), UInt8($0 & 255)] }, 16, 16, bitDepth: 16)
         expected["b/deep.PNG"] = deep.map { UInt8((Double($0) * 255 / 65535).rounded()) }
+        let rgba = (0..<(16 * 16 * 4)).map { UInt8(($0 * 11) & 255) }
+        Fixtures.writePNG(a.appendingPathComponent("rgba.png"), rgba, 16, 16, colorType: 6)
+        expected["a/rgba.png"] = (0..<256).flatMap { Array(rgba[$0 * 4..<$0 * 4 + 3]) }
+        let grayPhoto = (0..<256).map { UInt8(100 + ($0 % 16) * 4) }
+        XCTAssertEqual(ffio_jpeg_write(b.appendingPathComponent("grayphoto.jpg").path, grayPhoto, 16, 16, 1, 95), 0)
+        expected["b/grayphoto.jpg"] = grayPhoto.flatMap { [$0, $0, $0] }
         let smooth = Fixtures.smoothImage(16, 16, seed: 1)
         Fixtures.writeJPEG(b.appendingPathComponent("photo.JPEG"), smooth, 16, 16)
         expected["b/photo.JPEG"] = smooth
@@ -47,17 +53,17 @@ final class ImageFolderTests: XCTestCase {
         o.maxBad = 0.5
         let r = try DataPrep.imageFolder(source: root, output: out, options: o)
         XCTAssertEqual(r.index.labelSets["labels"], ["a", "b"])
-        XCTAssertEqual(r.index.splits["train"]?.count, 5)
+        XCTAssertEqual(r.index.splits["train"]?.count, 7)
         XCTAssertEqual(r.skipped.map(\.path), ["a/cut.jpg", "b/fake.jpg"])
         XCTAssertTrue(r.skipped[0].reason.contains("truncated"), r.skipped[0].reason)
         XCTAssertTrue(r.skipped[1].reason.contains("not a PNG or JPEG"), r.skipped[1].reason)
         let train = try Fixtures.readSplit(out, "train")
-        // Files in sorted order: a/cut (bad), a/gray, a/rgb, b/deep.PNG, b/fake (bad), b/palette, b/photo.
-        let order = ["a/gray.png", "a/rgb.png", "b/deep.PNG", "b/palette.png", "b/photo.JPEG"]
-        XCTAssertEqual(train.labels, [0, 0, 1, 1, 1])
+        // Sorted: a/cut (bad), a/gray, a/rgb, a/rgba, b/deep.PNG, b/fake (bad), b/grayphoto, b/palette, b/photo.
+        let order = ["a/gray.png", "a/rgb.png", "a/rgba.png", "b/deep.PNG", "b/grayphoto.jpg", "b/palette.png", "b/photo.JPEG"]
+        XCTAssertEqual(train.labels, [0, 0, 0, 1, 1, 1, 1])
         for (i, name) in order.enumerated() {
             let got = Array(train.images[i * 768..<(i + 1) * 768])
-            if name.hasSuffix("JPEG") {
+            if name.hasSuffix("JPEG") || name.hasSuffix("jpg") {
                 XCTAssertGreaterThan(Fixtures.psnr(got, expected[name]!), 32, name)
             } else {
                 XCTAssertEqual(got, expected[name]!, name)
@@ -76,7 +82,7 @@ final class ImageFolderTests: XCTestCase {
         o.val = 0
         XCTAssertThrowsError(try DataPrep.imageFolder(source: root, output: out, options: o)) { e in
             let text = "\(e)"
-            XCTAssertTrue(text.contains("2 of 7 images"), text)
+            XCTAssertTrue(text.contains("2 of 9 images"), text)
             XCTAssertTrue(text.contains("--max-bad"), text)
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: out.appendingPathComponent("index.json").path))

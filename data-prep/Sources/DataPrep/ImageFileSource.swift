@@ -62,9 +62,11 @@ enum ImageTree {
 
     /// Image files below `dir` (recursively, hidden entries skipped) as paths relative to
     /// `dir`, sorted; `ignored` counts other regular files.
-    static func images(in dir: URL) -> (files: [String], ignored: Int) {
+    static func images(in folder: URL) -> (files: [String], ignored: Int) {
         var files: [String] = []
         var ignored = 0
+        // Class folders are often symbolic links into a shared copy of the dataset.
+        let dir = folder.resolvingSymlinksInPath()
         let base = dir.standardizedFileURL.path
         guard let e = FileManager.default.enumerator(at: dir, includingPropertiesForKeys: [.isRegularFileKey],
                                                      options: [.skipsHiddenFiles]) else { return ([], 0) }
