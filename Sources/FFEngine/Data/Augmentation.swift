@@ -47,15 +47,6 @@ public enum Augmentation: Equatable {
             if crop <= 0 || resize < crop { throw fail("crop must be positive and at most resize") }
         }
     }
-
-    /// Evaluation variant: random crops become their deterministic center counterparts.
-    public var evaluation: Augmentation {
-        switch self {
-        case .none, .centerCrop, .resizeCenterCrop: return self
-        case let .randomCrop(size, _, _): return .resizeCenterCrop(resize: size, crop: size)
-        case let .randomResizedCrop(size, _, _): return .centerCrop(size: size)
-        }
-    }
 }
 
 /// What the pixel kernel does for one sample.
