@@ -49,6 +49,20 @@ public enum Augmentation: Equatable {
     }
 }
 
+extension Augmentation {
+    /// The deterministic transform for evaluating a model trained with `self`: random crops
+    /// become the whole image resized to the crop size (the identity for the usual
+    /// crop-with-padding at the stored size), random-resized crops become `centerCrop`
+    /// (resize size/0.875, center crop), evaluation transforms stay as they are.
+    public var evaluation: Augmentation {
+        switch self {
+        case .none, .centerCrop, .resizeCenterCrop: return self
+        case let .randomCrop(size, _, _): return .resizeCenterCrop(resize: size, crop: size)
+        case let .randomResizedCrop(size, _, _): return .centerCrop(size: size)
+        }
+    }
+}
+
 /// What the pixel kernel does for one sample.
 enum PixelOp: Equatable {
     /// Window at (top, left) of the stored image (may extend past it: zero padding).
