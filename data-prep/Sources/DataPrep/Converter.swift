@@ -72,7 +72,7 @@ enum Converter {
                 written += 1
                 imagesWritten += n
             }
-            if isatty(STDERR_FILENO) != 0 { progress.finish() }  // in logs, the last advance already printed it
+            progress.finish()
             summaries[split.name] = list
         }
 
