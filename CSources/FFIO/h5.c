@@ -2,20 +2,16 @@
  * HDF5's type and property-list identifiers are macros that Swift cannot import, and the
  * library may be built without thread safety, so every call goes through here under one
  * process-wide lock. */
-#include "ffio_internal.h"
-#include <hdf5.h>
-#include <pthread.h>
+#include "h5_internal.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static pthread_mutex_t h5_lock = PTHREAD_MUTEX_INITIALIZER;
-#define LOCK() pthread_mutex_lock(&h5_lock)
-#define UNLOCK() pthread_mutex_unlock(&h5_lock)
+pthread_mutex_t ffio_h5_mutex = PTHREAD_MUTEX_INITIALIZER;
 
 /* HDF5 keeps the automatic error printer per thread; silence it on each thread once. */
 static __thread int h5_quiet;
-static void h5_begin(void) {
+void ffio_h5i_begin(void) {
     if (!h5_quiet) {
         H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
         h5_quiet = 1;
@@ -36,7 +32,7 @@ static herr_t walk_cb(unsigned n, const H5E_error2_t *e, void *data) {
 }
 
 /* Records `what` plus the innermost HDF5 messages (the most specific ones). */
-static void h5_fail(const char *what) {
+void ffio_h5i_fail(const char *what) {
     walk_state w = { .n = 0 };
     H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, walk_cb, &w);
     H5Eclear2(H5E_DEFAULT);
@@ -48,7 +44,7 @@ static void h5_fail(const char *what) {
         ffio_set_error("%s", what);
 }
 
-static hid_t mem_type(int dtype) {
+hid_t ffio_h5i_mem_type(int dtype) {
     switch (dtype) {
     case FFIO_U8: return H5T_NATIVE_UINT8;
     case FFIO_I32: return H5T_NATIVE_INT32;
@@ -61,7 +57,7 @@ static hid_t mem_type(int dtype) {
 }
 
 /* Fixed little-endian file types, so files do not depend on the writer's machine. */
-static hid_t file_type(int dtype) {
+hid_t ffio_h5i_file_type(int dtype) {
     switch (dtype) {
     case FFIO_U8: return H5T_STD_U8LE;
     case FFIO_I32: return H5T_STD_I32LE;
@@ -73,7 +69,7 @@ static hid_t file_type(int dtype) {
     }
 }
 
-static int classify(hid_t t) {
+int ffio_h5i_classify(hid_t t) {
     H5T_class_t cls = H5Tget_class(t);
     size_t size = H5Tget_size(t);
     if (cls == H5T_INTEGER) {
@@ -87,7 +83,7 @@ static int classify(hid_t t) {
     return FFIO_OTHER;
 }
 
-static const char *obj_path(const char *obj) {
+const char *ffio_h5i_obj_path(const char *obj) {
     return (obj == NULL || obj[0] == 0 || strcmp(obj, "/") == 0) ? "." : obj;
 }
 
@@ -103,12 +99,12 @@ static hid_t fapl_new(void) {
 
 int64_t ffio_h5_create(const char *path) {
     LOCK();
-    h5_begin();
+    ffio_h5i_begin();
     hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
     H5Pset_obj_track_times(fcpl, 0);
     hid_t fapl = fapl_new();
     hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, fcpl, fapl);
-    if (f < 0) h5_fail("cannot create the HDF5 file");
+    if (f < 0) ffio_h5i_fail("cannot create the HDF5 file");
     H5Pclose(fcpl);
     H5Pclose(fapl);
     UNLOCK();
@@ -117,10 +113,10 @@ int64_t ffio_h5_create(const char *path) {
 
 int64_t ffio_h5_open(const char *path, int writable) {
     LOCK();
-    h5_begin();
+    ffio_h5i_begin();
     hid_t fapl = fapl_new();
     hid_t f = H5Fopen(path, writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, fapl);
-    if (f < 0) h5_fail("cannot open as an HDF5 file");
+    if (f < 0) ffio_h5i_fail("cannot open as an HDF5 file");
     H5Pclose(fapl);
     UNLOCK();
     return f;
@@ -128,18 +124,18 @@ int64_t ffio_h5_open(const char *path, int writable) {
 
 int ffio_h5_close(int64_t file) {
     LOCK();
-    h5_begin();
+    ffio_h5i_begin();
     int rc = 0;
-    if (H5Fclose((hid_t)file) < 0) { h5_fail("cannot close the HDF5 file"); rc = -1; }
+    if (H5Fclose((hid_t)file) < 0) { ffio_h5i_fail("cannot close the HDF5 file"); rc = -1; }
     UNLOCK();
     return rc;
 }
 
 int ffio_h5_flush(int64_t file) {
     LOCK();
-    h5_begin();
+    ffio_h5i_begin();
     int rc = 0;
-    if (H5Fflush((hid_t)file, H5F_SCOPE_GLOBAL) < 0) { h5_fail("cannot flush the HDF5 file"); rc = -1; }
+    if (H5Fflush((hid_t)file, H5F_SCOPE_GLOBAL) < 0) { ffio_h5i_fail("cannot flush the HDF5 file"); rc = -1; }
     UNLOCK();
     return rc;
 }
@@ -160,7 +156,7 @@ int ffio_h5_is_hdf5(const char *path) {
 }
 
 /* 1 if every component of `name` exists; caller holds the lock. */
-static int exists_locked(hid_t file, const char *name) {
+int ffio_h5i_exists_locked(hid_t file, const char *name) {
     char buf[1024];
     if (strlen(name) >= sizeof buf) return 0;
     strcpy(buf, name);
@@ -179,8 +175,8 @@ static int exists_locked(hid_t file, const char *name) {
 int ffio_h5_exists(int64_t file, const char *name) {
     if (name == NULL || name[0] == 0 || strcmp(name, "/") == 0) return 1;
     LOCK();
-    h5_begin();
-    int e = exists_locked((hid_t)file, name);
+    ffio_h5i_begin();
+    int e = ffio_h5i_exists_locked((hid_t)file, name);
     UNLOCK();
     return e;
 }
@@ -199,10 +195,10 @@ static int make_parents(hid_t file, const char *name) {
         htri_t e = H5Lexists(file, buf, H5P_DEFAULT);
         if (e == 0) {
             hid_t g = H5Gcreate2(file, buf, H5P_DEFAULT, gcpl, H5P_DEFAULT);
-            if (g < 0) { h5_fail("cannot create a group"); rc = -1; *p = '/'; break; }
+            if (g < 0) { ffio_h5i_fail("cannot create a group"); rc = -1; *p = '/'; break; }
             H5Gclose(g);
         } else if (e < 0) {
-            h5_fail("cannot check a group");
+            ffio_h5i_fail("cannot check a group");
             rc = -1;
             *p = '/';
             break;
@@ -213,9 +209,7 @@ static int make_parents(hid_t file, const char *name) {
     return rc;
 }
 
-typedef struct { char *buf; size_t len, cap; } strbuf;
-
-static void sb_add(strbuf *s, const char *t) {
+void ffio_h5i_sb_add(strbuf *s, const char *t) {
     size_t n = strlen(t);
     if (s->len + n + 2 > s->cap) {
         s->cap = (s->len + n + 2) * 2;
@@ -237,16 +231,16 @@ typedef H5O_info_t visit_info;
 
 static herr_t visit_cb(hid_t obj, const char *name, const visit_info *info, void *data) {
     (void)obj;
-    if (info->type == H5O_TYPE_DATASET) sb_add(data, name);
+    if (info->type == H5O_TYPE_DATASET) ffio_h5i_sb_add(data, name);
     return 0;
 }
 
 char *ffio_h5_list_datasets(int64_t file) {
     LOCK();
-    h5_begin();
+    ffio_h5i_begin();
     strbuf s = { calloc(1, 64), 0, 64 };
     if (VISIT((hid_t)file, H5_INDEX_NAME, H5_ITER_INC, visit_cb, &s, H5O_INFO_BASIC) < 0) {
-        h5_fail("cannot list the datasets");
+        ffio_h5i_fail("cannot list the datasets");
         free(s.buf);
         s.buf = NULL;
     }
@@ -256,12 +250,12 @@ char *ffio_h5_list_datasets(int64_t file) {
 
 int64_t ffio_h5_dset_create(int64_t file, const char *name, int dtype, int rank,
                             const int64_t *dims, const int64_t *chunk) {
-    if (rank < 0 || rank > FFIO_MAX_RANK || file_type(dtype) < 0) {
+    if (rank < 0 || rank > FFIO_MAX_RANK || ffio_h5i_file_type(dtype) < 0) {
         ffio_set_error("invalid dataset type or rank for %s", name);
         return -1;
     }
     LOCK();
-    h5_begin();
+    ffio_h5i_begin();
     hid_t d = -1, space = -1, dcpl = -1;
     hsize_t hd[FFIO_MAX_RANK], hc[FFIO_MAX_RANK];
     for (int i = 0; i < rank; i++) {
@@ -272,9 +266,9 @@ int64_t ffio_h5_dset_create(int64_t file, const char *name, int dtype, int rank,
     space = rank == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(rank, hd, NULL);
     dcpl = H5Pcreate(H5P_DATASET_CREATE);
     H5Pset_obj_track_times(dcpl, 0);
-    if (chunk && rank > 0 && H5Pset_chunk(dcpl, rank, hc) < 0) { h5_fail("invalid chunk shape"); goto out; }
-    d = H5Dcreate2((hid_t)file, name, file_type(dtype), space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-    if (d < 0) h5_fail("cannot create the dataset");
+    if (chunk && rank > 0 && H5Pset_chunk(dcpl, rank, hc) < 0) { ffio_h5i_fail("invalid chunk shape"); goto out; }
+    d = H5Dcreate2((hid_t)file, name, ffio_h5i_file_type(dtype), space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    if (d < 0) ffio_h5i_fail("cannot create the dataset");
 out:
     if (space >= 0) H5Sclose(space);
     if (dcpl >= 0) H5Pclose(dcpl);
@@ -284,13 +278,13 @@ out:
 
 int64_t ffio_h5_dset_open(int64_t file, const char *name) {
     LOCK();
-    h5_begin();
+    ffio_h5i_begin();
     hid_t d = -1;
-    if (!exists_locked((hid_t)file, name)) {
+    if (!ffio_h5i_exists_locked((hid_t)file, name)) {
         ffio_set_error("no object named '%s'", name);
     } else {
         d = H5Dopen2((hid_t)file, name, H5P_DEFAULT);
-        if (d < 0) h5_fail("cannot open the dataset");
+        if (d < 0) ffio_h5i_fail("cannot open the dataset");
     }
     UNLOCK();
     return d;
@@ -298,26 +292,26 @@ int64_t ffio_h5_dset_open(int64_t file, const char *name) {
 
 int ffio_h5_dset_close(int64_t dset) {
     LOCK();
-    h5_begin();
+    ffio_h5i_begin();
     int rc = H5Dclose((hid_t)dset) < 0 ? -1 : 0;
-    if (rc) h5_fail("cannot close the dataset");
+    if (rc) ffio_h5i_fail("cannot close the dataset");
     UNLOCK();
     return rc;
 }
 
 int ffio_h5_dset_info(int64_t dset, int *dtype, int *rank, int64_t *dims) {
     LOCK();
-    h5_begin();
+    ffio_h5i_begin();
     int rc = -1;
     hid_t t = H5Dget_type((hid_t)dset), s = H5Dget_space((hid_t)dset);
-    if (t < 0 || s < 0) { h5_fail("cannot read the dataset's type"); goto out; }
+    if (t < 0 || s < 0) { ffio_h5i_fail("cannot read the dataset's type"); goto out; }
     int r = H5Sget_simple_extent_ndims(s);
     if (r < 0 || r > FFIO_MAX_RANK) { ffio_set_error("unsupported dataset rank"); goto out; }
     hsize_t hd[FFIO_MAX_RANK];
     H5Sget_simple_extent_dims(s, hd, NULL);
     for (int i = 0; i < r; i++) dims[i] = (int64_t)hd[i];
     *rank = r;
-    *dtype = classify(t);
+    *dtype = ffio_h5i_classify(t);
     rc = 0;
 out:
     if (t >= 0) H5Tclose(t);
@@ -332,7 +326,7 @@ static int select_block(hid_t d, const int64_t *start, const int64_t *count, hid
                         hid_t *mspace) {
     *fspace = H5Dget_space(d);
     *mspace = -1;
-    if (*fspace < 0) { h5_fail("cannot read the dataset's shape"); return -1; }
+    if (*fspace < 0) { ffio_h5i_fail("cannot read the dataset's shape"); return -1; }
     if (start == NULL || count == NULL) {
         *mspace = H5Scopy(*fspace);
         return 0;
@@ -350,7 +344,7 @@ static int select_block(hid_t d, const int64_t *start, const int64_t *count, hid
         hc[i] = (hsize_t)count[i];
     }
     if (r > 0 && H5Sselect_hyperslab(*fspace, H5S_SELECT_SET, hs, NULL, hc, NULL) < 0) {
-        h5_fail("cannot select the block");
+        ffio_h5i_fail("cannot select the block");
         return -1;
     }
     *mspace = r == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(r, hc, NULL);
@@ -359,17 +353,17 @@ static int select_block(hid_t d, const int64_t *start, const int64_t *count, hid
 
 static int block_io(int64_t dset, int dtype, const int64_t *start, const int64_t *count,
                     void *data, int write) {
-    hid_t mt = mem_type(dtype);
+    hid_t mt = ffio_h5i_mem_type(dtype);
     if (mt < 0) { ffio_set_error("invalid memory type"); return -1; }
     LOCK();
-    h5_begin();
+    ffio_h5i_begin();
     hid_t fs, ms;
     int rc = select_block((hid_t)dset, start, count, &fs, &ms);
     if (rc == 0) {
         herr_t e = write ? H5Dwrite((hid_t)dset, mt, ms, fs, H5P_DEFAULT, data)
                          : H5Dread((hid_t)dset, mt, ms, fs, H5P_DEFAULT, data);
         if (e < 0) {
-            h5_fail(write ? "cannot write the dataset" : "cannot read the dataset");
+            ffio_h5i_fail(write ? "cannot write the dataset" : "cannot read the dataset");
             rc = -1;
         }
     }
@@ -410,217 +404,3 @@ int ffio_h5_dset_read_rows(int64_t dset, int dtype, const int64_t *idx, int64_t 
     return 0;
 }
 
-/* ---- attributes ---- */
-
-static hid_t open_obj(hid_t file, const char *obj) {
-    hid_t o = H5Oopen(file, obj_path(obj), H5P_DEFAULT);
-    if (o < 0) h5_fail("cannot open the object that holds the attribute");
-    return o;
-}
-
-static hid_t vlen_string_type(void) {
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, H5T_VARIABLE);
-    H5Tset_cset(t, H5T_CSET_UTF8);
-    return t;
-}
-
-int ffio_h5_attr_write_string(int64_t file, const char *obj, const char *name, const char *value) {
-    LOCK();
-    h5_begin();
-    int rc = -1;
-    hid_t o = open_obj((hid_t)file, obj), t = -1, s = -1, a = -1;
-    if (o < 0) goto out;
-    if (H5Aexists(o, name) > 0 && H5Adelete(o, name) < 0) { h5_fail("cannot replace the attribute"); goto out; }
-    t = vlen_string_type();
-    s = H5Screate(H5S_SCALAR);
-    a = H5Acreate2(o, name, t, s, H5P_DEFAULT, H5P_DEFAULT);
-    if (a < 0 || H5Awrite(a, t, &value) < 0) { h5_fail("cannot write the attribute"); goto out; }
-    rc = 0;
-out:
-    if (a >= 0) H5Aclose(a);
-    if (s >= 0) H5Sclose(s);
-    if (t >= 0) H5Tclose(t);
-    if (o >= 0) H5Oclose(o);
-    UNLOCK();
-    return rc;
-}
-
-int ffio_h5_attr_write(int64_t file, const char *obj, const char *name, int dtype, int rank,
-                       int64_t n, const void *values) {
-    if (mem_type(dtype) < 0 || rank < 0 || rank > 1 || (rank == 0 && n != 1)) {
-        ffio_set_error("invalid attribute type or shape for %s", name);
-        return -1;
-    }
-    LOCK();
-    h5_begin();
-    int rc = -1;
-    hid_t o = open_obj((hid_t)file, obj), s = -1, a = -1;
-    if (o < 0) goto out;
-    if (H5Aexists(o, name) > 0) {
-        a = H5Aopen(o, name, H5P_DEFAULT);
-        hid_t at = H5Aget_type(a), as = H5Aget_space(a);
-        int same = H5Tequal(at, file_type(dtype)) > 0 && H5Sget_simple_extent_npoints(as) == n &&
-                   H5Sget_simple_extent_ndims(as) == rank;
-        H5Tclose(at);
-        H5Sclose(as);
-        if (!same) {
-            H5Aclose(a);
-            a = -1;
-            if (H5Adelete(o, name) < 0) { h5_fail("cannot replace the attribute"); goto out; }
-        }
-    }
-    if (a < 0) {
-        hsize_t hn = (hsize_t)n;
-        s = rank == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &hn, NULL);
-        a = H5Acreate2(o, name, file_type(dtype), s, H5P_DEFAULT, H5P_DEFAULT);
-    }
-    if (a < 0 || H5Awrite(a, mem_type(dtype), values) < 0) { h5_fail("cannot write the attribute"); goto out; }
-    rc = 0;
-out:
-    if (a >= 0) H5Aclose(a);
-    if (s >= 0) H5Sclose(s);
-    if (o >= 0) H5Oclose(o);
-    UNLOCK();
-    return rc;
-}
-
-int ffio_h5_attr_exists(int64_t file, const char *obj, const char *name) {
-    LOCK();
-    h5_begin();
-    int rc = -1;
-    if (strcmp(obj_path(obj), ".") != 0 && !exists_locked((hid_t)file, obj)) {
-        rc = 0;
-    } else {
-        hid_t o = open_obj((hid_t)file, obj);
-        if (o >= 0) {
-            htri_t e = H5Aexists(o, name);
-            rc = e > 0 ? 1 : e == 0 ? 0 : -1;
-            if (e < 0) h5_fail("cannot check the attribute");
-            H5Oclose(o);
-        }
-    }
-    UNLOCK();
-    return rc;
-}
-
-/* Opens attribute `name` of `obj`; caller holds the lock and closes both. */
-static hid_t open_attr(hid_t file, const char *obj, const char *name, hid_t *o) {
-    *o = open_obj(file, obj);
-    if (*o < 0) return -1;
-    if (H5Aexists(*o, name) <= 0) {
-        H5Eclear2(H5E_DEFAULT);
-        ffio_set_error("no attribute named '%s'", name);
-        return -1;
-    }
-    hid_t a = H5Aopen(*o, name, H5P_DEFAULT);
-    if (a < 0) h5_fail("cannot open the attribute");
-    return a;
-}
-
-int ffio_h5_attr_info(int64_t file, const char *obj, const char *name, int *dtype, int64_t *n) {
-    LOCK();
-    h5_begin();
-    hid_t o, a = open_attr((hid_t)file, obj, name, &o);
-    int rc = -1;
-    if (a >= 0) {
-        hid_t t = H5Aget_type(a), s = H5Aget_space(a);
-        *dtype = classify(t);
-        *n = (int64_t)H5Sget_simple_extent_npoints(s);
-        H5Tclose(t);
-        H5Sclose(s);
-        H5Aclose(a);
-        rc = 0;
-    }
-    if (o >= 0) H5Oclose(o);
-    UNLOCK();
-    return rc;
-}
-
-char *ffio_h5_attr_read_string(int64_t file, const char *obj, const char *name) {
-    LOCK();
-    h5_begin();
-    char *result = NULL;
-    hid_t o, a = open_attr((hid_t)file, obj, name, &o), t = -1, s = -1, mt = -1;
-    if (a < 0) goto out;
-    t = H5Aget_type(a);
-    s = H5Aget_space(a);
-    if (H5Tget_class(t) != H5T_STRING || H5Sget_simple_extent_npoints(s) != 1) {
-        ffio_set_error("attribute '%s' is not a single string", name);
-        goto out;
-    }
-    if (H5Tis_variable_str(t) > 0) {
-        mt = vlen_string_type();
-        H5Tset_cset(mt, H5Tget_cset(t));
-        char *p = NULL;
-        if (H5Aread(a, mt, &p) < 0) { h5_fail("cannot read the attribute"); goto out; }
-        result = strdup(p ? p : "");
-        H5free_memory(p);
-    } else {
-        size_t size = H5Tget_size(t);
-        mt = H5Tcopy(t);
-        H5Tset_strpad(mt, H5T_STR_NULLTERM);
-        H5Tset_size(mt, size + 1);
-        result = calloc(1, size + 2);
-        if (H5Aread(a, mt, result) < 0) { h5_fail("cannot read the attribute"); free(result); result = NULL; }
-    }
-out:
-    if (mt >= 0) H5Tclose(mt);
-    if (t >= 0) H5Tclose(t);
-    if (s >= 0) H5Sclose(s);
-    if (a >= 0) H5Aclose(a);
-    if (o >= 0) H5Oclose(o);
-    UNLOCK();
-    return result;
-}
-
-int ffio_h5_attr_read(int64_t file, const char *obj, const char *name, int dtype, int64_t n,
-                      void *values) {
-    if (mem_type(dtype) < 0) { ffio_set_error("invalid memory type"); return -1; }
-    LOCK();
-    h5_begin();
-    int rc = -1;
-    hid_t o, a = open_attr((hid_t)file, obj, name, &o);
-    if (a >= 0) {
-        hid_t t = H5Aget_type(a), s = H5Aget_space(a);
-        int c = classify(t);
-        if (c == FFIO_STRING || c == FFIO_OTHER) {
-            ffio_set_error("attribute '%s' is not numeric", name);
-        } else if (H5Sget_simple_extent_npoints(s) != n) {
-            ffio_set_error("attribute '%s' has %lld values, expected %lld", name,
-                           (long long)H5Sget_simple_extent_npoints(s), (long long)n);
-        } else if (H5Aread(a, mem_type(dtype), values) < 0) {
-            h5_fail("cannot read the attribute");
-        } else {
-            rc = 0;
-        }
-        H5Tclose(t);
-        H5Sclose(s);
-        H5Aclose(a);
-    }
-    if (o >= 0) H5Oclose(o);
-    UNLOCK();
-    return rc;
-}
-
-static herr_t attr_cb(hid_t loc, const char *name, const H5A_info_t *info, void *data) {
-    (void)loc;
-    (void)info;
-    sb_add(data, name);
-    return 0;
-}
-
-char *ffio_h5_attr_names(int64_t file, const char *obj) {
-    LOCK();
-    h5_begin();
-    strbuf s = { calloc(1, 64), 0, 64 };
-    hid_t o = open_obj((hid_t)file, obj);
-    if (o < 0 || H5Aiterate2(o, H5_INDEX_NAME, H5_ITER_INC, NULL, attr_cb, &s) < 0) {
-        if (o >= 0) h5_fail("cannot list the attributes");
-        free(s.buf);
-        s.buf = NULL;
-    }
-    if (o >= 0) H5Oclose(o);
-    UNLOCK();
-    return s.buf;
-}
