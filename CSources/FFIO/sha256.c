@@ -5,6 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#include <immintrin.h>
+#define FFIO_SHA_NI 1
+#endif
 
 static const uint32_t K[64] = {
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -39,6 +44,63 @@ static void compress(uint32_t *st, const uint8_t *p) {
     st[4] += e; st[5] += f; st[6] += g; st[7] += h;
 }
 
+#ifdef FFIO_SHA_NI
+/* The SHA extensions (most x86 CPUs since 2017) are about 5x faster than the portable
+ * code; the state is kept in the ABEF/CDGH lane order that sha256rnds2 expects. */
+__attribute__((target("sha,sse4.1,ssse3")))
+static void compress_shani(uint32_t *st, const uint8_t *p, size_t blocks) {
+    const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
+    __m128i tmp = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&st[0]), 0xB1);
+    __m128i s1 = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&st[4]), 0x1B);
+    __m128i s0 = _mm_alignr_epi8(tmp, s1, 8);
+    s1 = _mm_blend_epi16(s1, tmp, 0xF0);
+    for (; blocks > 0; blocks--, p += 64) {
+        __m128i save0 = s0, save1 = s1, w[4];
+        for (int g = 0; g < 16; g++) {
+            if (g < 4) {
+                w[g] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(p + 16 * g)), bswap);
+            } else {
+                __m128i t = _mm_add_epi32(_mm_sha256msg1_epu32(w[g & 3], w[(g - 3) & 3]),
+                                          _mm_alignr_epi8(w[(g - 1) & 3], w[(g - 2) & 3], 4));
+                w[g & 3] = _mm_sha256msg2_epu32(t, w[(g - 1) & 3]);
+            }
+            __m128i msg = _mm_add_epi32(w[g & 3], _mm_loadu_si128((const __m128i *)&K[4 * g]));
+            s1 = _mm_sha256rnds2_epu32(s1, s0, msg);
+            s0 = _mm_sha256rnds2_epu32(s0, s1, _mm_shuffle_epi32(msg, 0x0E));
+        }
+        s0 = _mm_add_epi32(s0, save0);
+        s1 = _mm_add_epi32(s1, save1);
+    }
+    tmp = _mm_shuffle_epi32(s0, 0x1B);
+    s1 = _mm_shuffle_epi32(s1, 0xB1);
+    s0 = _mm_blend_epi16(tmp, s1, 0xF0);
+    s1 = _mm_alignr_epi8(s1, tmp, 8);
+    _mm_storeu_si128((__m128i *)&st[0], s0);
+    _mm_storeu_si128((__m128i *)&st[4], s1);
+}
+
+static int has_shani(void) {
+    static int cached = -1;
+    if (cached < 0) {
+        unsigned a, b, c, d;
+        int ok = __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 19)) && (c & (1u << 9));
+        ok = ok && __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & (1u << 29));
+        cached = ok;
+    }
+    return cached;
+}
+#endif
+
+static void compress_blocks(uint32_t *st, const uint8_t *p, size_t blocks) {
+#ifdef FFIO_SHA_NI
+    if (has_shani() && getenv("FFREPRO_NO_SHANI") == NULL) {
+        compress_shani(st, p, blocks);
+        return;
+    }
+#endif
+    for (; blocks > 0; blocks--, p += 64) compress(st, p);
+}
+
 void ffio_sha256_init(ffio_sha256_ctx *c) {
     static const uint32_t iv[8] = { 0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
                                     0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19 };
@@ -57,10 +119,13 @@ void ffio_sha256_update(ffio_sha256_ctx *c, const void *data, size_t len) {
         p += take;
         len -= take;
         if (c->fill < 64) return;
-        compress(c->state, c->block);
+        compress_blocks(c->state, c->block, 1);
         c->fill = 0;
     }
-    for (; len >= 64; p += 64, len -= 64) compress(c->state, p);
+    size_t blocks = len / 64;
+    compress_blocks(c->state, p, blocks);
+    p += blocks * 64;
+    len -= blocks * 64;
     memcpy(c->block, p, len);
     c->fill = len;
 }

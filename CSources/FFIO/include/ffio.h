@@ -132,7 +132,8 @@ typedef struct {
 void ffio_sha256_init(ffio_sha256_ctx *c);
 void ffio_sha256_update(ffio_sha256_ctx *c, const void *data, size_t len);
 void ffio_sha256_final(ffio_sha256_ctx *c, uint8_t digest[32]);
-/* Hex digest of a file's bytes into hex[65]. */
+/* Hex digest of a file's bytes into hex[65]. Uses the x86 SHA extensions when present
+ * (FFREPRO_NO_SHANI=1 forces the portable code). */
 int ffio_sha256_file(const char *path, char hex[65]);
 
 /* ---------------------------------------------------------------------------------------
