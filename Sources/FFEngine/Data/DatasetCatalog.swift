@@ -37,6 +37,9 @@ public enum DatasetCatalog {
               labels: ["labels", "coarse_labels"]),
             e("imagenet100", "repro prep imagenet100 --src <ILSVRC2012-root> --out data/imagenet100 --size 256", 100,
               [256, 256, 3], "<ILSVRC2012-root> has train/<wnid>/ and val/<wnid>/ folders of JPEGs."),
+            e("imagenet", "repro prep imagefolder --src <ILSVRC2012-root> --size 256 --name imagenet --val 10000 --out data/imagenet",
+              1000, [256, 256, 3], "<ILSVRC2012-root> has train/<wnid>/ and val/<wnid>/ folders of JPEGs (the official "
+                + "val images sorted into class folders); the official val becomes the test split."),
             e("tiny-imagenet", "repro prep tiny-imagenet --src <tiny-imagenet-200> --out data/tiny-imagenet", 200,
               [64, 64, 3], "<tiny-imagenet-200> is the extracted tiny-imagenet-200.zip (wnids.txt, train/, val/)."),
             e("imagenette", "repro prep imagefolder --src <imagenette2-320> --out data/imagenette --size 160 --name imagenette",
