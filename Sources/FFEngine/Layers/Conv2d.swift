@@ -44,11 +44,12 @@ public final class Conv2d: Layer {
         return y
     }
 
+    /// `dy` is consumed: with the fused ReLU its inactive entries are zeroed in place.
     public func backward(_ dy: Tensor, inputGrad: Bool) -> Tensor? {
         guard let x = input else { preconditionFailure("\(weight.name): backward without a cached forward") }
         var g = dy
         if fusedReLU, let y = output {
-            g = Ops.activationBackward(ctx, .relu, x: y, dy: dy)
+            g = Ops.activationBackward(ctx, .relu, x: y, dy: dy, inPlace: true)
         }
         Ops.conv2dBackwardWeight(ctx, x, dy: g, geometry, dWeight: weight.grad, dBias: bias?.grad, accumulate: true)
         return inputGrad ? Ops.conv2dBackwardInput(ctx, inputShape: x.shape, weight: weight.value, dy: g, geometry) : nil
