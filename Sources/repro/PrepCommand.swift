@@ -176,7 +176,8 @@ struct PrepCheck: ParsableCommand {
             let start = Date()
             var n = 0
             var checksum: Float = 0
-            for b in loader.batches(epoch: e, batchSize: batchSize) {
+            let stream = loader.batches(epoch: e, batchSize: batchSize)
+            while let b = try stream.next() {
                 n += b.count
                 checksum += b.images[0]
             }

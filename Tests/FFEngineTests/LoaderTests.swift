@@ -73,7 +73,7 @@ final class LoaderTests: XCTestCase {
         try ShardLoader(directory: LoaderTests.dir, split: split, options: o)
     }
 
-    func epoch(_ l: ShardLoader, _ e: Int, batch: Int = 16) -> [Batch] { Array(l.batches(epoch: e, batchSize: batch)) }
+    func epoch(_ l: ShardLoader, _ e: Int, batch: Int = 16) -> [Batch] { try! l.batches(epoch: e, batchSize: batch).collect() }
 
     func testSameSeedSameBatchesAndEpochsDiffer() throws {
         let o = LoaderOptions(seed: 5, shuffle: true, augmentation: .randomCrop(size: 6, padding: 1, flip: true))
@@ -142,7 +142,7 @@ final class LoaderTests: XCTestCase {
         var flips = 0, total = 0
         var lefts = Set<Int>(), tops = Set<Int>()
         for e in 0..<3 {
-            for b in l.batches(epoch: e, batchSize: 64) {
+            for b in try l.batches(epoch: e, batchSize: 64).collect() {
                 for i in 0..<b.count {
                     let img = (0..<100).map { Int((b.images[i * 100 + $0] * 255).rounded()) }
                     // The first and last real pixel of one row give the direction and offsets.
@@ -167,7 +167,7 @@ final class LoaderTests: XCTestCase {
         let n = try loader(LoaderOptions(seed: 0, normalize: true))
         var s = [Double](repeating: 0, count: 3), q = s
         var count = 0.0
-        for b in n.batches(epoch: 0, batchSize: 32) {
+        for b in try n.batches(epoch: 0, batchSize: 32).collect() {
             for i in 0..<b.images.count {
                 let ch = (i / 64) % 3
                 s[ch] += Double(b.images[i]); q[ch] += Double(b.images[i] * b.images[i])

@@ -250,7 +250,7 @@ final class TrainerTests: XCTestCase {
         let before = try trainer.evaluate(val, batchSize: 64)
         for epoch in 0..<c.epochs {
             var t = Tally(units: 2)
-            for b in train.batches(epoch: epoch, batchSize: c.batchSize) {
+            for b in try train.batches(epoch: epoch, batchSize: c.batchSize).collect() {
                 try trainer.trainStep(b, lr: OptimizerFactory.learningRate(c, epoch: epoch), tally: &t)
             }
         }

@@ -2,7 +2,7 @@ import Foundation
 
 /// Whole-model throughput and memory of a recipe's training and inference steps on
 /// synthetic data of the recipe's shape (no I/O in the timed loop).
-public struct ModelBenchResult {
+public struct ModelBenchResult: Codable {
     public var name: String
     public var batch: Int
     public var accumulate: Int
@@ -29,7 +29,7 @@ public enum ModelBench {
         let trainer = Trainer(ctx, net: net)
         let batchSize = config.batchSize
         let data = InMemoryProvider.synthetic(count: batchSize, classes: classes, shape: inputShape, seed: 1)
-        guard let batch = data.batches(epoch: 0, batchSize: batchSize).next() else {
+        guard let batch = try data.batches(epoch: 0, batchSize: batchSize).next() else {
             throw FFError("benchmark batch is empty")
         }
         var tally = Tally(units: net.units.count)

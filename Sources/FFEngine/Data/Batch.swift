@@ -24,7 +24,25 @@ public protocol BatchProvider: AnyObject {
     var sampleShape: [Int] { get }
     /// The batches of one epoch. The order (and any augmentation) is a pure function of
     /// the provider's seed and `epoch`, so a resumed run sees exactly the same data.
-    func batches(epoch: Int, batchSize: Int) -> AnyIterator<Batch>
+    func batches(epoch: Int, batchSize: Int) -> BatchStream
+}
+
+/// Batches one at a time; `next()` throws when reading fails (a shard changed or the
+/// disk failed under a running job), so the caller can stop with a message instead of
+/// crashing.
+public final class BatchStream {
+    private let pull: () throws -> Batch?
+
+    public init(_ pull: @escaping () throws -> Batch?) { self.pull = pull }
+
+    public func next() throws -> Batch? { try pull() }
+
+    /// All remaining batches (tests, small data).
+    public func collect() throws -> [Batch] {
+        var out: [Batch] = []
+        while let b = try next() { out.append(b) }
+        return out
+    }
 }
 
 extension BatchProvider {

@@ -20,7 +20,7 @@ public final class InMemoryProvider: BatchProvider {
     public var classNames: [String] { (0..<classCount).map { "class\($0)" } }
     public var sampleShape: [Int] { Array(images.shape.dropFirst()) }
 
-    public func batches(epoch: Int, batchSize: Int) -> AnyIterator<Batch> {
+    public func batches(epoch: Int, batchSize: Int) -> BatchStream {
         let n = sampleCount
         var order: [Int32]
         if shuffle {
@@ -31,7 +31,7 @@ public final class InMemoryProvider: BatchProvider {
         }
         let per = sampleShape.reduce(1, *)
         var start = 0
-        return AnyIterator {
+        return BatchStream {
             guard start < n else { return nil }
             let len = min(batchSize, n - start)
             let out = Tensor(uninitialized: [len] + self.sampleShape)

@@ -93,31 +93,27 @@ public final class ShardLoader: BatchProvider {
         return rng.permutation(sampleCount)
     }
 
-    public func batches(epoch: Int, batchSize: Int) -> AnyIterator<Batch> {
+    public func batches(epoch: Int, batchSize: Int) -> BatchStream {
         precondition(batchSize > 0, "batch size must be positive")
         let order = self.order(epoch: epoch)
         let n = batchCount(batchSize: batchSize, dropLast: options.dropLast)
-        let make: (Int) -> Batch = { [self] b in
+        // Errors travel with the batch they belong to, through the prefetch thread, and are
+        // thrown by `next()` on the consumer's side.
+        let make: (Int) -> Result<Batch, Error> = { [self] b in
             let lo = b * batchSize
             let locals = Array(order[lo..<min(lo + batchSize, order.count)])
-            do {
-                return try self.assemble(locals, epoch: epoch)
-            } catch {
-                // Shards were verified at open; a failure here means the files changed or the
-                // disk failed under a running job, which the trainer cannot recover from.
-                fatalError("\(error)")
-            }
+            return Result { try self.assemble(locals, epoch: epoch) }
         }
         if options.prefetch <= 0 {
             var b = 0
-            return AnyIterator {
+            return BatchStream {
                 guard b < n else { return nil }
                 defer { b += 1 }
-                return make(b)
+                return try make(b).get()
             }
         }
         let pf = Prefetcher(count: n, depth: options.prefetch, name: "ffrepro.prefetch", make: make)
-        return AnyIterator { pf.nextItem() }
+        return BatchStream { try pf.nextItem()?.get() }
     }
 
     /// Batch `b` of `epoch` on the calling thread (the same contents `batches` yields).

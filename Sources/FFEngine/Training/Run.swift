@@ -111,7 +111,8 @@ public final class TrainingRun {
         let progress = Progress("epoch \(epoch + 1)/\(config.epochs)", total: data.train.sampleCount, unit: "img",
                                 enabled: showProgress)
         let start = Date()
-        for batch in data.train.batches(epoch: epoch, batchSize: config.batchSize) {
+        let batches = data.train.batches(epoch: epoch, batchSize: config.batchSize)
+        while let batch = try batches.next() {
             try trainer.trainStep(batch, lr: lr, tally: &tally)
             progress.advance(by: batch.count, fields: Report.progressFields(tally, config: config))
         }

@@ -228,7 +228,8 @@ public final class Trainer {
     /// updates, BatchNorm in eval mode).
     public func evaluate(_ provider: BatchProvider, batchSize: Int, progress: Progress? = nil) throws -> Tally {
         var tally = Tally(units: net.units.count)
-        for batch in provider.batches(epoch: 0, batchSize: batchSize) {
+        let batches = provider.batches(epoch: 0, batchSize: batchSize)
+        while let batch = try batches.next() {
             evaluateBatch(batch, tally: &tally)
             progress?.advance(by: batch.count)
         }
