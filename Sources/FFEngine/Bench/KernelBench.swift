@@ -1,0 +1,105 @@
+import FFCore
+import Foundation
+
+/// One kernel measurement: the best time of repeated calls, as GFLOP/s and as a share of
+/// the pool's sgemm rate (the practical peak of this machine with this thread count).
+public struct KernelBenchResult: Sendable {
+    public var name: String
+    public var shape: String
+    public var gflops: Double
+    public var percentOfPeak: Double
+    /// Best wall time of one call (seconds).
+    public var seconds: Double
+}
+
+/// Throughput of the compute kernels the training loop spends its time in: sgemm on the
+/// pool (the reference), and conv forward / weight gradient at VGG-like shapes.
+public enum KernelBench {
+    /// (batch, channels in = out, height = width), 3x3 kernel, stride 1, padding 1.
+    public static let convShapes: [(n: Int, c: Int, hw: Int)] = [(128, 128, 32), (128, 256, 16), (128, 512, 4)]
+
+    /// Each kernel runs once to warm up (scratch arenas, page faults), then repeatedly
+    /// for about `seconds` (at least twice); the best call counts, since other load on
+    /// the machine only ever slows a call down.
+    public static func run(context: ComputeContext, seconds: Double = 1.0) -> [KernelBenchResult] {
+        let ctx = context.raw
+        var results: [KernelBenchResult] = []
+
+        let m = 2048
+        let a = filled(m * m, seed: 1), b = filled(m * m, seed: 2), c = filled(m * m, seed: 3)
+        defer { for p in [a, b, c] { p.deallocate() } }
+        let gemmTime = bestTime(seconds) {
+            ff_sgemm(ctx, 0, 0, Int32(m), Int32(m), Int32(m), 1, a, Int32(m), b, Int32(m), 0, c, Int32(m))
+        }
+        let peak = 2 * pow(Double(m), 3) / gemmTime / 1e9
+        results.append(KernelBenchResult(name: "sgemm", shape: "\(m)x\(m)x\(m), \(context.threads) threads",
+                                         gflops: peak, percentOfPeak: 100, seconds: gemmTime))
+
+        for s in convShapes {
+            var d = ff_conv2d_desc(n: Int32(s.n), c_in: Int32(s.c), h_in: Int32(s.hw), w_in: Int32(s.hw),
+                                   c_out: Int32(s.c), k_h: 3, k_w: 3, stride_h: 1, stride_w: 1,
+                                   pad_h: 1, pad_w: 1, groups: 1)
+            let plane = s.hw * s.hw
+            let x = filled(s.n * s.c * plane, seed: 4), y = filled(s.n * s.c * plane, seed: 5)
+            let w = filled(s.c * s.c * 9, seed: 6), bias = filled(s.c, seed: 7)
+            let dw = filled(s.c * s.c * 9, seed: 8), db = filled(s.c, seed: 9)
+            defer { for p in [x, y, w, bias, dw, db] { p.deallocate() } }
+            let flops = 2 * Double(s.n) * Double(s.c) * Double(plane) * Double(s.c) * 9
+            let shape = "n\(s.n) \(s.c)->\(s.c) \(s.hw)x\(s.hw) k3 p1"
+
+            let fwd = bestTime(seconds) { ff_conv2d_forward(ctx, &d, x, w, bias, y, FF_CONV_RELU) }
+            let wgrad = bestTime(seconds) { ff_conv2d_backward_weight(ctx, &d, x, y, dw, db, 0) }
+            for (name, t) in [("conv forward+bias+relu", fwd), ("conv weight grad+bias", wgrad)] {
+                let g = flops / t / 1e9
+                results.append(KernelBenchResult(name: name, shape: shape, gflops: g,
+                                                 percentOfPeak: 100 * g / peak, seconds: t))
+            }
+        }
+        return results
+    }
+
+    /// A plain-text table of results.
+    public static func format(_ results: [KernelBenchResult]) -> String {
+        var lines = [pad("kernel", 24) + pad("shape", 30) + pad("GFLOP/s", 10, left: true)
+            + pad("% peak", 9, left: true) + pad("ms", 10, left: true)]
+        for r in results {
+            lines.append(pad(r.name, 24) + pad(r.shape, 30) + pad(String(format: "%.1f", r.gflops), 10, left: true)
+                + pad(String(format: "%.1f", r.percentOfPeak), 9, left: true)
+                + pad(String(format: "%.2f", r.seconds * 1e3), 10, left: true))
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    private static func pad(_ s: String, _ width: Int, left: Bool = false) -> String {
+        let fill = String(repeating: " ", count: max(0, width - s.count))
+        return left ? fill + s : s + fill
+    }
+
+    private static func bestTime(_ seconds: Double, _ body: () -> Void) -> Double {
+        body()
+        let clock = ContinuousClock()
+        let start = clock.now
+        var best = Double.infinity
+        var calls = 0
+        while calls < 2 || (clock.now - start) < .seconds(seconds) {
+            let t0 = clock.now
+            body()
+            let dt = clock.now - t0
+            let sec = Double(dt.components.seconds) + Double(dt.components.attoseconds) * 1e-18
+            best = min(best, sec)
+            calls += 1
+        }
+        return best
+    }
+
+    /// Values in [-0.5, 0.5) from a small LCG: deterministic, and fast enough for 16M floats.
+    private static func filled(_ count: Int, seed: UInt64) -> UnsafeMutablePointer<Float> {
+        let p = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
+        var state = seed &* 0x9E37_79B9_7F4A_7C15 | 1
+        for i in 0..<count {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            p[i] = Float(state >> 40) / Float(1 << 24) - 0.5
+        }
+        return p
+    }
+}
