@@ -13,7 +13,7 @@ struct Repro: ParsableCommand {
               repro run asge-fmnist
               repro eval --checkpoint checkpoints/asge-fmnist/best.h5
             """,
-        subcommands: [ListCommand.self, ShowCommand.self, RunCommand.self, EvalCommand.self,
+        subcommands: [ListCommand.self, ShowCommand.self, RunCommand.self, EvalCommand.self, BenchCommand.self,
                       PrepCommand.self])
 
     /// Runs `body`, printing an FFError's sentence (not a stack trace) and exiting 1.
