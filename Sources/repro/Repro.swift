@@ -41,14 +41,10 @@ struct ListCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "list", abstract: "List the named recipes.")
 
     func run() throws {
-        let rows = Recipes.all.map { r -> String in
-            let paper = r.paperTop1.map { String(format: "%.2f%%", $0) } ?? "-"
-            return String(format: "%-24@ %-7@ %-14@ %-6@ %6@  %@", r.name as NSString, r.paper as NSString,
-                          r.dataset as NSString, r.arch as NSString, paper as NSString, r.summary as NSString)
+        let rows = Recipes.all.map { r in
+            [r.name, r.paper, r.dataset, r.arch, r.paperTop1.map { String(format: "%.2f", $0) } ?? "-", r.summary]
         }
-        print(String(format: "%-24@ %-7@ %-14@ %-6@ %6@  %@", "recipe" as NSString, "paper" as NSString,
-                     "dataset" as NSString, "arch" as NSString, "paper" as NSString, "summary" as NSString))
-        rows.forEach { print($0) }
+        print(TextTable.render([["recipe", "paper", "dataset", "arch", "paper %", "summary"]] + rows, rightAligned: [4]))
     }
 }
 

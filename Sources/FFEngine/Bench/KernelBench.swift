@@ -60,19 +60,10 @@ public enum KernelBench {
 
     /// A plain-text table of results.
     public static func format(_ results: [KernelBenchResult]) -> String {
-        var lines = [pad("kernel", 24) + pad("shape", 30) + pad("GFLOP/s", 10, left: true)
-            + pad("% peak", 9, left: true) + pad("ms", 10, left: true)]
-        for r in results {
-            lines.append(pad(r.name, 24) + pad(r.shape, 30) + pad(String(format: "%.1f", r.gflops), 10, left: true)
-                + pad(String(format: "%.1f", r.percentOfPeak), 9, left: true)
-                + pad(String(format: "%.2f", r.seconds * 1e3), 10, left: true))
-        }
-        return lines.joined(separator: "\n")
-    }
-
-    private static func pad(_ s: String, _ width: Int, left: Bool = false) -> String {
-        let fill = String(repeating: " ", count: max(0, width - s.count))
-        return left ? fill + s : s + fill
+        TextTable.render([["kernel", "shape", "GFLOP/s", "% peak", "ms"]] + results.map {
+            [$0.name, $0.shape, String(format: "%.1f", $0.gflops), String(format: "%.1f", $0.percentOfPeak),
+             String(format: "%.2f", $0.seconds * 1e3)]
+        }, rightAligned: [2, 3, 4])
     }
 
     private static func bestTime(_ seconds: Double, _ body: () -> Void) -> Double {

@@ -67,15 +67,11 @@ public enum ModelBench {
 
     public static func format(_ r: [ModelBenchResult]) -> String {
         func mib(_ b: Int) -> String { String(format: "%.0f", Double(b) / 1_048_576) }
-        var lines = [String(format: "%-28@ %6@ %10@ %9@ %10@ %9@ %10@ %10@", "model" as NSString, "batch" as NSString,
-                            "train im/s" as NSString, "GFLOP/s" as NSString, "infer im/s" as NSString,
-                            "GFLOP/s" as NSString, "RSS MiB" as NSString, "engine MiB" as NSString)]
-        for x in r {
-            let batch = x.accumulate > 1 ? "\(x.batch)/\(x.accumulate)" : "\(x.batch)"
-            lines.append(String(format: "%-28@ %6@ %10.1f %9.1f %10.1f %9.1f %10@ %10@", x.name as NSString, batch as NSString,
-                                x.trainImagesPerSecond, x.trainGFLOPs, x.inferImagesPerSecond, x.inferGFLOPs,
-                                mib(x.trainPeakRSS) as NSString, mib(x.trainEngineHighWater) as NSString))
-        }
-        return lines.joined(separator: "\n")
+        func f(_ x: Double) -> String { String(format: "%.1f", x) }
+        let header = ["model", "batch", "train im/s", "GFLOP/s", "infer im/s", "GFLOP/s", "RSS MiB", "engine MiB"]
+        return TextTable.render([header] + r.map { x in
+            [x.name, x.accumulate > 1 ? "\(x.batch)/\(x.accumulate)" : "\(x.batch)", f(x.trainImagesPerSecond),
+             f(x.trainGFLOPs), f(x.inferImagesPerSecond), f(x.inferGFLOPs), mib(x.trainPeakRSS), mib(x.trainEngineHighWater)]
+        }, rightAligned: Set(1...7))
     }
 }

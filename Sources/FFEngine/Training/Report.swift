@@ -53,7 +53,7 @@ public enum Report {
         var lines = ["", "\(config.name) on \(config.dataset) \(split) (\(t.count) images; model from \(selectedFrom))"]
         func row(_ name: String, _ top1: Double?, _ top5: Double?, _ note: String = "") {
             let t5 = top5.map { "  top-5 \(pct($0))" } ?? ""
-            lines.append(String(format: "  %-34@ %7@%%", name as NSString, pct(top1) as NSString) + t5 + note)
+            lines.append("  " + TextTable.pad(name, 36) + TextTable.pad(pct(top1), 6, right: true) + "%" + t5 + note)
         }
         if config.training != "backprop" {
             for (i, a) in t.unitAccuracy.enumerated() { row("layer \(i + 1) readout", a, nil) }
