@@ -3,6 +3,9 @@
 #include "ff_internal.h"
 
 #include <cblas.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -218,4 +221,11 @@ void ff_sgemm(ff_ctx *ctx, int transA, int transB, int M, int N, int K, float al
     long grain = flops < (1L << 22) ? N : ff_max_l(16, N / (2L * ctx->nthreads));
     grain = (grain + 15) / 16 * 16;
     ff_parallel_for(ctx, N, grain, gemm_task, &j);
+}
+
+void ff_tune_process_allocator(void) {
+#if defined(__GLIBC__)
+    mallopt(M_MMAP_THRESHOLD, 1 << 30);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
 }

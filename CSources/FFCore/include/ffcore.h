@@ -44,6 +44,11 @@ int ff_ctx_threads(const ff_ctx *ctx);
 typedef void (*ff_task_fn)(void *arg, long begin, long end, int tid);
 void ff_parallel_for(ff_ctx *ctx, long n, long grain, ff_task_fn fn, void *arg);
 
+/* Process-wide allocator tuning (glibc): keeps large freed blocks in the heap instead of
+ * returning them to the kernel, so per-step activation buffers do not page-fault anew on
+ * every training step. Idempotent; a no-op on other C libraries. */
+void ff_tune_process_allocator(void);
+
 /* Per-thread scratch: returns a 64-byte aligned buffer of at least `floats` floats for
  * thread `tid` (0 <= tid < threads) and `slot` (0 <= slot < FF_SCRATCH_SLOTS). The buffer
  * stays valid until the next request for the same (tid, slot). Contents are undefined. */
