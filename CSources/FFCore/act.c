@@ -4,34 +4,12 @@
  *   hardswish(x) = x * min(max(x+3, 0), 6)/6  d/dx: 0 (x < -3), x/3 + 1/2 (x <= 3), 1
  *   hardsigmoid(x) = min(max(x+3, 0), 6)/6    d/dx: 1/6 where -3 < x < 3
  * The derivative conventions at the kinks, and NaN propagation, follow PyTorch. */
-#include "ff_internal.h"
+#include "ff_simd.h"
 
 #include <string.h>
 
 /* Vector and scalar code must round identically: no a*b+c fusion anywhere. */
 #pragma STDC FP_CONTRACT OFF
-/* Only always-inline helpers take vector arguments, so no call crosses an ABI boundary. */
-#pragma clang diagnostic ignored "-Wpsabi"
-
-#define AI static inline __attribute__((always_inline))
-
-typedef float vf __attribute__((vector_size(64)));
-typedef int32_t vi __attribute__((vector_size(64)));
-
-AI vf vld(const float *p) { vf v; memcpy(&v, p, sizeof v); return v; }
-AI void vst(float *p, vf v) { memcpy(p, &v, sizeof v); }
-AI vf vsel(vi m, vf a, vf b) { return (vf)(((vi)a & m) | ((vi)b & ~m)); }
-AI vf vsplat(float s) { return (vf){0} + s; }
-
-#define TASK_VARIANTS(name)                                                                \
-    static void name##_scalar(void *a, long b, long e, int t) { name##_body(a, b, e, t); } \
-    FF_TARGET_AVX2 static void name##_avx2(void *a, long b, long e, int t) {               \
-        name##_body(a, b, e, t);                                                           \
-    }                                                                                      \
-    FF_TARGET_AVX512 static void name##_avx512(void *a, long b, long e, int t) {           \
-        name##_body(a, b, e, t);                                                           \
-    }                                                                                      \
-    static const ff_task_fn name##_fns[3] = {name##_scalar, name##_avx2, name##_avx512};
 
 #define EW_GRAIN (1L << 15)
 
@@ -103,7 +81,7 @@ AI void act_body(void *arg, long b, long e, int tid) {
     case HSIG_B: BINARY(hsig_b); break;
     }
 }
-TASK_VARIANTS(act)
+FF_TASK_VARIANTS(act)
 
 static void run(ff_ctx *ctx, int op, size_t len, const float *x, const float *dy, float *out) {
     act_job j = {x, dy, out, op};

@@ -6,25 +6,13 @@
  * Both passes run over (sample, channel) maps. The forward sums squares down the rows of
  * a bin into per-column sums (elementwise, so it vectorises), then across each column bin
  * in double. The backward builds per-row-bin column coefficients dg/area once per map. */
-#include "ff_internal.h"
+#include "ff_simd.h"
 
 #include <math.h>
 #include <string.h>
 
 /* Vector and scalar code must round identically: no a*b+c fusion anywhere. */
 #pragma STDC FP_CONTRACT OFF
-
-#define AI static inline __attribute__((always_inline))
-
-#define TASK_VARIANTS(name)                                                                \
-    static void name##_scalar(void *a, long b, long e, int t) { name##_body(a, b, e, t); } \
-    FF_TARGET_AVX2 static void name##_avx2(void *a, long b, long e, int t) {               \
-        name##_body(a, b, e, t);                                                           \
-    }                                                                                      \
-    FF_TARGET_AVX512 static void name##_avx512(void *a, long b, long e, int t) {           \
-        name##_body(a, b, e, t);                                                           \
-    }                                                                                      \
-    static const ff_task_fn name##_fns[3] = {name##_scalar, name##_avx2, name##_avx512};
 
 static inline int bin_start(int i, int size, int p) { return (int)((long)i * size / p); }
 static inline int bin_end(int i, int size, int p) { return (int)(((long)(i + 1) * size + p - 1) / p); }
@@ -59,7 +47,7 @@ AI void gd_fwd_body(void *arg, long b, long e, int tid) {
         }
     }
 }
-TASK_VARIANTS(gd_fwd)
+FF_TASK_VARIANTS(gd_fwd)
 
 AI void gd_bwd_body(void *arg, long b, long e, int tid) {
     const gd_job *j = arg;
@@ -98,7 +86,7 @@ AI void gd_bwd_body(void *arg, long b, long e, int tid) {
         }
     }
 }
-TASK_VARIANTS(gd_bwd)
+FF_TASK_VARIANTS(gd_bwd)
 
 static long map_grain(int h, int w) { return ff_max_l(1, 16384 / ff_max_l(1, (long)h * w)); }
 

@@ -9,22 +9,14 @@
  * (rows for LayerNorm, channels for BatchNorm, columns for dgamma/dbeta), and the vector
  * lanes are combined in a fixed order, so results depend neither on the thread count nor
  * on the SIMD level. */
-#include "ff_internal.h"
+#include "ff_simd.h"
 
 #include <math.h>
 #include <string.h>
 
 /* Vector and scalar code must round identically: no a*b+c fusion anywhere. */
 #pragma STDC FP_CONTRACT OFF
-/* Only always-inline helpers take vector arguments, so no call crosses an ABI boundary. */
-#pragma clang diagnostic ignored "-Wpsabi"
 
-#define AI static inline __attribute__((always_inline))
-
-typedef float vf __attribute__((vector_size(64)));
-typedef double vd __attribute__((vector_size(64)));
-
-AI vf vld(const float *p) { vf v; memcpy(&v, p, sizeof v); return v; }
 AI vd lo8(vf v) { return __builtin_convertvector(__builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7), vd); }
 AI vd hi8(vf v) {
     return __builtin_convertvector(__builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15), vd);
@@ -35,16 +27,6 @@ AI double hsum(vd lo, vd hi) {
     for (int k = 0; k < 8; k++) s += hi[k];
     return s;
 }
-
-#define TASK_VARIANTS(name)                                                                \
-    static void name##_scalar(void *a, long b, long e, int t) { name##_body(a, b, e, t); } \
-    FF_TARGET_AVX2 static void name##_avx2(void *a, long b, long e, int t) {               \
-        name##_body(a, b, e, t);                                                           \
-    }                                                                                      \
-    FF_TARGET_AVX512 static void name##_avx512(void *a, long b, long e, int t) {           \
-        name##_body(a, b, e, t);                                                           \
-    }                                                                                      \
-    static const ff_task_fn name##_fns[3] = {name##_scalar, name##_avx2, name##_avx512};
 
 /* Rows of reductions: sixteen double lanes, then the tail in index order. */
 AI double sum_f(const float *x, long n) {
@@ -138,7 +120,7 @@ AI void ln_fwd_body(void *arg, long b, long e, int tid) {
             for (long i = 0; i < d; i++) y[i] = (x[i] - m) * rs;
     }
 }
-TASK_VARIANTS(ln_fwd)
+FF_TASK_VARIANTS(ln_fwd)
 
 void ff_layernorm_forward(ff_ctx *ctx, int n, int d, float eps, const float *x,
                           const float *gamma, const float *beta, float *y, float *mean,
@@ -168,7 +150,7 @@ AI void ln_dx_body(void *arg, long b, long e, int tid) {
             for (long i = 0; i < d; i++) dx[i] = (dy[i] - ka - (x[i] - m) * rs * kb) * rs;
     }
 }
-TASK_VARIANTS(ln_dx)
+FF_TASK_VARIANTS(ln_dx)
 
 /* dgamma/dbeta columns: each task owns a column range and walks the rows in order. */
 AI void ln_dparam_body(void *arg, long b, long e, int tid) {
@@ -191,7 +173,7 @@ AI void ln_dparam_body(void *arg, long b, long e, int tid) {
         if (db) db[b + i] = j->accumulate ? db[b + i] + (float)ab[i] : (float)ab[i];
     }
 }
-TASK_VARIANTS(ln_dparam)
+FF_TASK_VARIANTS(ln_dparam)
 
 void ff_layernorm_backward(ff_ctx *ctx, int n, int d, const float *x, const float *gamma,
                            const float *mean, const float *rstd, const float *dy, float *dx,
@@ -273,7 +255,7 @@ AI void bn_stats_body(void *arg, long b, long e, int tid) {
         }
     }
 }
-TASK_VARIANTS(bn_stats)
+FF_TASK_VARIANTS(bn_stats)
 
 /* y = (x - mean) * (rstd * gamma) + beta over planes [b, e) of (n*c, hw). */
 AI void bn_apply_body(void *arg, long b, long e, int tid) {
@@ -291,7 +273,7 @@ AI void bn_apply_body(void *arg, long b, long e, int tid) {
         if (++ch == j->c) ch = 0;
     }
 }
-TASK_VARIANTS(bn_apply)
+FF_TASK_VARIANTS(bn_apply)
 
 static long plane_grain(int hw) { return ff_max_l(1, 16384 / ff_max_i(hw, 1)); }
 static long channel_grain(int n, int hw) {
@@ -358,7 +340,7 @@ AI void bn_bstats_body(void *arg, long b, long e, int tid) {
         j->sums[2 * (b + k) + 1] = accx[k];
     }
 }
-TASK_VARIANTS(bn_bstats)
+FF_TASK_VARIANTS(bn_bstats)
 
 /* dx = (dy - mean(dy) - xhat * mean(dy * xhat)) * rstd * gamma. */
 AI void bn_dx_body(void *arg, long b, long e, int tid) {
@@ -377,7 +359,7 @@ AI void bn_dx_body(void *arg, long b, long e, int tid) {
         if (++ch == j->c) ch = 0;
     }
 }
-TASK_VARIANTS(bn_dx)
+FF_TASK_VARIANTS(bn_dx)
 
 void ff_batchnorm_backward(ff_ctx *ctx, int n, int c, int hw, const float *x,
                            const float *gamma, const float *save_mean, const float *save_rstd,

@@ -5,35 +5,14 @@
  *       d = nesterov ? g' + mom*buf : buf (g' when mom == 0); p -= lr*d
  * plus the cosine learning-rate schedule with linear warmup.
  * Step-dependent scalars are formed in double once per call, as PyTorch does on the host. */
-#include "ff_internal.h"
+#include "ff_simd.h"
 
 #include <math.h>
 #include <string.h>
 
 /* Vector and scalar code must round identically: no a*b+c fusion anywhere. */
 #pragma STDC FP_CONTRACT OFF
-/* Only always-inline helpers take vector arguments, so no call crosses an ABI boundary. */
-#pragma clang diagnostic ignored "-Wpsabi"
 
-#define AI static inline __attribute__((always_inline))
-
-typedef float vf __attribute__((vector_size(64)));
-
-AI vf vld(const float *p) { vf v; memcpy(&v, p, sizeof v); return v; }
-AI void vst(float *p, vf v) { memcpy(p, &v, sizeof v); }
-/* Partial vectors for the tail: zero-padded, so the tail runs the vector arithmetic too. */
-AI vf vld_n(const float *p, long n) { vf v = {0}; memcpy(&v, p, (size_t)n * sizeof(float)); return v; }
-AI void vst_n(float *p, vf v, long n) { memcpy(p, &v, (size_t)n * sizeof(float)); }
-
-#define TASK_VARIANTS(name)                                                                \
-    static void name##_scalar(void *a, long b, long e, int t) { name##_body(a, b, e, t); } \
-    FF_TARGET_AVX2 static void name##_avx2(void *a, long b, long e, int t) {               \
-        name##_body(a, b, e, t);                                                           \
-    }                                                                                      \
-    FF_TARGET_AVX512 static void name##_avx512(void *a, long b, long e, int t) {           \
-        name##_body(a, b, e, t);                                                           \
-    }                                                                                      \
-    static const ff_task_fn name##_fns[3] = {name##_scalar, name##_avx2, name##_avx512};
 
 #define GRAIN (1L << 14)
 
@@ -73,7 +52,7 @@ AI void adamw_body(void *arg, long b, long e, int tid) {
         }
     }
 }
-TASK_VARIANTS(adamw)
+FF_TASK_VARIANTS(adamw)
 
 void ff_adamw_step(ff_ctx *ctx, size_t len, float *p, const float *g, float *m, float *v,
                    float lr, float beta1, float beta2, float eps, float weight_decay,
@@ -130,7 +109,7 @@ AI void sgd_body(void *arg, long b, long e, int tid) {
         else vst_n(j->p + i, p, n);
     }
 }
-TASK_VARIANTS(sgd)
+FF_TASK_VARIANTS(sgd)
 
 void ff_sgd_step(ff_ctx *ctx, size_t len, float *p, const float *g, float *buf, float lr,
                  float momentum, float dampening, float weight_decay, int nesterov,

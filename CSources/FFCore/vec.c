@@ -4,35 +4,13 @@
  * Elementwise work is split over the pool in contiguous chunks. The sum of squares uses
  * a block layout that depends only on len, so its value does not depend on the thread
  * count or the SIMD level. */
-#include "ff_internal.h"
+#include "ff_simd.h"
 
 #include <limits.h>
 #include <string.h>
 
 /* Vector and scalar code must round identically: no a*b+c fusion anywhere. */
 #pragma STDC FP_CONTRACT OFF
-/* Only always-inline helpers take vector arguments, so no call crosses an ABI boundary. */
-#pragma clang diagnostic ignored "-Wpsabi"
-
-#define AI static inline __attribute__((always_inline))
-
-typedef float vf __attribute__((vector_size(64)));
-typedef int32_t vi __attribute__((vector_size(64)));
-typedef double vd __attribute__((vector_size(64)));
-
-AI vf vld(const float *p) { vf v; memcpy(&v, p, sizeof v); return v; }
-AI void vst(float *p, vf v) { memcpy(p, &v, sizeof v); }
-
-/* Three instantiations of a task body: baseline x86-64, AVX2+FMA and AVX-512. */
-#define TASK_VARIANTS(name)                                                                \
-    static void name##_scalar(void *a, long b, long e, int t) { name##_body(a, b, e, t); } \
-    FF_TARGET_AVX2 static void name##_avx2(void *a, long b, long e, int t) {               \
-        name##_body(a, b, e, t);                                                           \
-    }                                                                                      \
-    FF_TARGET_AVX512 static void name##_avx512(void *a, long b, long e, int t) {           \
-        name##_body(a, b, e, t);                                                           \
-    }                                                                                      \
-    static const ff_task_fn name##_fns[3] = {name##_scalar, name##_avx2, name##_avx512};
 
 /* Below this many elements per chunk the hand-off to a worker costs more than it saves. */
 #define EW_GRAIN (1L << 15)
@@ -68,7 +46,7 @@ AI void ew_body(void *arg, long b, long e, int tid) {
         break;
     }
 }
-TASK_VARIANTS(ew)
+FF_TASK_VARIANTS(ew)
 
 static void run_ew(ff_ctx *ctx, size_t len, int op, float alpha, const float *x, float *y) {
     ew_job j = {x, y, alpha, op};
@@ -127,7 +105,7 @@ AI void ssq_body(void *arg, long b, long e, int tid) {
         j->partial[k] = ssq_block(j->x + s, n);
     }
 }
-TASK_VARIANTS(ssq)
+FF_TASK_VARIANTS(ssq)
 
 double ff_vec_sumsq(ff_ctx *ctx, size_t len, const float *x) {
     if (len == 0) return 0.0;
@@ -181,7 +159,7 @@ AI void nf_body(void *arg, long b, long e, int tid) {
         }
     }
 }
-TASK_VARIANTS(nf)
+FF_TASK_VARIANTS(nf)
 
 long ff_vec_find_nonfinite(ff_ctx *ctx, size_t len, const float *x) {
     nf_job j;
