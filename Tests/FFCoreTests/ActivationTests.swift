@@ -38,22 +38,6 @@ final class ActivationTests: XCTestCase {
         return x
     }
 
-    private func everyPath(_ what: String, file: StaticString = #filePath, line: UInt = #line,
-                           _ body: (OpaquePointer) -> [Float]) -> [Float] {
-        var first: [UInt32]?
-        for threads: Int32 in [1, 3] {
-            forEachSIMDLevel(threads: threads) { ctx, level in
-                let r = body(ctx).map(\.bitPattern)
-                if let f = first {
-                    XCTAssert(f == r, "\(what): \(level) with \(threads) threads differs", file: file, line: line)
-                } else {
-                    first = r
-                }
-            }
-        }
-        return first!.map(Float.init(bitPattern:))
-    }
-
     func testForwardMatchesReference() {
         for k in kinds {
             for len in lengths {

@@ -58,23 +58,6 @@ final class GoodnessTests: XCTestCase {
         return dy
     }
 
-    /// Every SIMD level with 1 and 3 threads; the results must agree bit for bit.
-    private func everyPath(_ what: String, file: StaticString = #filePath, line: UInt = #line,
-                           _ body: (OpaquePointer) -> [Float]) -> [Float] {
-        var first: [UInt32]?
-        for threads: Int32 in [1, 3] {
-            forEachSIMDLevel(threads: threads) { ctx, level in
-                let r = body(ctx).map(\.bitPattern)
-                if let f = first {
-                    XCTAssert(f == r, "\(what): \(level) with \(threads) threads differs", file: file, line: line)
-                } else {
-                    first = r
-                }
-            }
-        }
-        return first!.map(Float.init(bitPattern:))
-    }
-
     private func forward(_ ctx: OpaquePointer, _ s: Shape, _ y: [Float]) -> [Float] {
         var g = [Float](repeating: .nan, count: s.n * s.c * s.p * s.p)
         ff_goodness_forward(ctx, Int32(s.n), Int32(s.c), Int32(s.h), Int32(s.w), Int32(s.p), y, &g)

@@ -6,23 +6,6 @@ import XCTest
 final class NormTests: XCTestCase {
     private let eps: Float = 1e-5
 
-    /// Every SIMD level with 1 and 3 threads; the results must agree bit for bit.
-    private func everyPath(_ what: String, file: StaticString = #filePath, line: UInt = #line,
-                           _ body: (OpaquePointer) -> [[Float]]) -> [[Float]] {
-        var first: [[UInt32]]?
-        for threads: Int32 in [1, 3] {
-            forEachSIMDLevel(threads: threads) { ctx, level in
-                let r = body(ctx).map { $0.map(\.bitPattern) }
-                if let f = first {
-                    XCTAssert(f == r, "\(what): \(level) with \(threads) threads differs", file: file, line: line)
-                } else {
-                    first = r
-                }
-            }
-        }
-        return first!.map { $0.map(Float.init(bitPattern:)) }
-    }
-
     // MARK: LayerNorm reference
 
     private struct LNRef {

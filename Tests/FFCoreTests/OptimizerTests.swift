@@ -6,23 +6,6 @@ import XCTest
 final class OptimizerTests: XCTestCase {
     private let lengths = [1, 13, 1003, 50_001]
 
-    /// Runs `body` with 1 and 3 threads on every SIMD level; all runs must agree bit for bit.
-    private func everyPath(_ what: String, file: StaticString = #filePath, line: UInt = #line,
-                           _ body: (OpaquePointer) -> [[Float]]) -> [[Float]] {
-        var first: [[UInt32]]?
-        for threads: Int32 in [1, 3] {
-            forEachSIMDLevel(threads: threads) { ctx, level in
-                let r = body(ctx).map { $0.map(\.bitPattern) }
-                if let f = first {
-                    XCTAssert(f == r, "\(what): \(level) with \(threads) threads differs", file: file, line: line)
-                } else {
-                    first = r
-                }
-            }
-        }
-        return first!.map { $0.map(Float.init(bitPattern:)) }
-    }
-
     func testAdamWMatchesPyTorchFormula() {
         let lr: Float = 2e-3, b1: Float = 0.9, b2: Float = 0.999, eps: Float = 1e-8, wd: Float = 0.1
         let steps = 6

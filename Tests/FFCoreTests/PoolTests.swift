@@ -126,23 +126,6 @@ final class PoolTests: XCTestCase {
         return dx
     }
 
-    /// Every SIMD level with 1 and 3 threads; the results must agree bit for bit.
-    private func everyPath<T: Equatable>(_ what: String, file: StaticString = #filePath, line: UInt = #line,
-                                         _ body: (OpaquePointer) -> T) -> T {
-        var first: T?
-        for threads: Int32 in [1, 3] {
-            forEachSIMDLevel(threads: threads) { ctx, level in
-                let r = body(ctx)
-                if let f = first {
-                    XCTAssert(f == r, "\(what): \(level) with \(threads) threads differs", file: file, line: line)
-                } else {
-                    first = r
-                }
-            }
-        }
-        return first!
-    }
-
     /// Inputs for RMS stay away from 0 so that y is never near its non-differentiable zero.
     private func input(_ kind: Kind, _ count: Int, seed: UInt64) -> [Float] {
         let x = randomFloats(count, seed: seed)

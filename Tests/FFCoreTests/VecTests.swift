@@ -7,23 +7,6 @@ final class VecTests: XCTestCase {
     /// split over three threads.
     private let lengths = [0, 1, 7, 16, 37, 1003, 100_003]
 
-    /// Runs `body` with 1 and 3 threads on every SIMD level; all runs must agree bit for bit.
-    private func everyPath<T: Equatable>(_ what: String, file: StaticString = #filePath, line: UInt = #line,
-                                         _ body: (OpaquePointer) -> T) -> T {
-        var first: T?
-        for threads: Int32 in [1, 3] {
-            forEachSIMDLevel(threads: threads) { ctx, level in
-                let r = body(ctx)
-                if let f = first {
-                    XCTAssert(f == r, "\(what): \(level) with \(threads) threads differs", file: file, line: line)
-                } else {
-                    first = r
-                }
-            }
-        }
-        return first!
-    }
-
     private func bits(_ a: [Float]) -> [UInt32] { a.map(\.bitPattern) }
 
     func testFill() {

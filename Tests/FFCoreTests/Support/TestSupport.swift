@@ -104,3 +104,38 @@ func forEachSIMDLevel(threads: Int32 = 2, _ body: (OpaquePointer, String) throws
 extension Array where Element == Float {
     var doubles: [Double] { map(Double.init) }
 }
+
+/// Runs `body` on every SIMD level with 1 and 3 threads and requires identical results
+/// (floats compared bit for bit, so NaNs must match too); returns the common result.
+func everyPath<T: Equatable>(_ what: String, file: StaticString = #filePath, line: UInt = #line,
+                             _ body: (OpaquePointer) -> T) -> T {
+    everyPathBits(what, file: file, line: line, body, bits: { $0 }, back: { $0 })
+}
+
+func everyPath(_ what: String, file: StaticString = #filePath, line: UInt = #line,
+               _ body: (OpaquePointer) -> [Float]) -> [Float] {
+    everyPathBits(what, file: file, line: line, body, bits: { $0.map(\.bitPattern) },
+                  back: { $0.map(Float.init(bitPattern:)) })
+}
+
+func everyPath(_ what: String, file: StaticString = #filePath, line: UInt = #line,
+               _ body: (OpaquePointer) -> [[Float]]) -> [[Float]] {
+    everyPathBits(what, file: file, line: line, body, bits: { $0.map { $0.map(\.bitPattern) } },
+                  back: { $0.map { $0.map(Float.init(bitPattern:)) } })
+}
+
+private func everyPathBits<T, B: Equatable>(_ what: String, file: StaticString, line: UInt,
+                                            _ body: (OpaquePointer) -> T, bits: (T) -> B, back: (B) -> T) -> T {
+    var first: B?
+    for threads: Int32 in [1, 3] {
+        forEachSIMDLevel(threads: threads) { ctx, level in
+            let r = bits(body(ctx))
+            if let f = first {
+                XCTAssert(f == r, "\(what): \(level) with \(threads) threads differs", file: file, line: line)
+            } else {
+                first = r
+            }
+        }
+    }
+    return back(first!)
+}
