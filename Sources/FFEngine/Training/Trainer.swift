@@ -127,8 +127,29 @@ public final class Trainer {
         }
     }
 
-    private func checkLoss(_ loss: Double, _ what: String) throws {
-        if !loss.isFinite { throw NonFiniteLoss(what: what, step: step) }
+    /// The CE of `unit`'s readout on its map `y` (counted in `tally`, stopped if not
+    /// finite) and dL/dlogits scaled by `gradScale`.
+    private func localLoss(_ unit: LocalUnit, _ y: Tensor, _ batch: Batch, gradScale: Float,
+                           tally: inout Tally) throws -> Tensor {
+        let logits = unit.local!.forward(y, cache: true)
+        let dlogits = Tensor(uninitialized: logits.shape)
+        let r = Ops.softmaxCrossEntropy(ctx, logits: logits, labels: batch.labels, dlogits: dlogits, gradScale: gradScale)
+        if !r.loss.isFinite { throw NonFiniteLoss(what: "layer \(unit.index + 1)", step: step) }
+        observer?("units.\(unit.index)", logits, r.loss)
+        tally.unitLoss[unit.index] += r.loss * Double(batch.count)
+        tally.unitCorrect[unit.index] += r.correct
+        return dlogits
+    }
+
+    /// The classifier head's CE, like `localLoss`.
+    private func headLoss(_ logits: Tensor, _ batch: Batch, gradScale: Float, tally: inout Tally) throws -> Tensor {
+        let dlogits = Tensor(uninitialized: logits.shape)
+        let r = Ops.softmaxCrossEntropy(ctx, logits: logits, labels: batch.labels, dlogits: dlogits, gradScale: gradScale)
+        if !r.loss.isFinite { throw NonFiniteLoss(what: "the classifier head", step: step) }
+        observer?("head", logits, r.loss)
+        tally.headLoss += r.loss * Double(batch.count)
+        tally.headCorrect += r.correct
+        return dlogits
     }
 
     /// Layer-local forward/backward of one micro-batch: gradients accumulate into the
@@ -140,13 +161,7 @@ public final class Trainer {
             let y = unit.pre.forward(x, .train(cache: true))
             features.collect(ctx, unit: unit.index, point: .tap, y)
             let local = unit.local!
-            let logits = local.forward(y, cache: true)
-            let dlogits = Tensor(uninitialized: logits.shape)
-            let r = Ops.softmaxCrossEntropy(ctx, logits: logits, labels: batch.labels, dlogits: dlogits, gradScale: gradScale)
-            try checkLoss(r.loss, "layer \(unit.index + 1)")
-            observer?("units.\(unit.index)", logits, r.loss)
-            tally.unitLoss[unit.index] += r.loss * Double(batch.count)
-            tally.unitCorrect[unit.index] += r.correct
+            let dlogits = try localLoss(unit, y, batch, gradScale: gradScale, tally: &tally)
             let dy = local.backward(dlogits)
             _ = unit.pre.backward(dy, inputGrad: false)
             let out = unit.post.forward(y, .train(cache: false))
@@ -155,14 +170,8 @@ public final class Trainer {
             x = out
         }
         if let head = net.head {
-            let f = features.assemble()
-            let logits = head.forward(f, .train(cache: true))
-            let dlogits = Tensor(uninitialized: logits.shape)
-            let r = Ops.softmaxCrossEntropy(ctx, logits: logits, labels: batch.labels, dlogits: dlogits, gradScale: gradScale)
-            try checkLoss(r.loss, "the classifier head")
-            observer?("head", logits, r.loss)
-            tally.headLoss += r.loss * Double(batch.count)
-            tally.headCorrect += r.correct
+            let logits = head.forward(features.assemble(), .train(cache: true))
+            let dlogits = try headLoss(logits, batch, gradScale: gradScale, tally: &tally)
             _ = head.backward(dlogits, inputGrad: false)
             head.releaseCache()
         }
@@ -178,29 +187,13 @@ public final class Trainer {
         for unit in net.units {
             let y = unit.pre.forward(x, .train(cache: true))
             features.collect(ctx, unit: unit.index, point: .tap, y)
-            if let local = unit.local {
-                let logits = local.forward(y, cache: true)
-                let dlogits = Tensor(uninitialized: logits.shape)
-                let r = Ops.softmaxCrossEntropy(ctx, logits: logits, labels: batch.labels, dlogits: dlogits,
-                                                gradScale: gradScale * Float(config.deepSupWeight))
-                try checkLoss(r.loss, "layer \(unit.index + 1)")
-                observer?("units.\(unit.index)", logits, r.loss)
-                tally.unitLoss[unit.index] += r.loss * Double(batch.count)
-                tally.unitCorrect[unit.index] += r.correct
-                localGrads.append(dlogits)
-            } else {
-                localGrads.append(nil)
-            }
+            localGrads.append(unit.local == nil ? nil
+                : try localLoss(unit, y, batch, gradScale: gradScale * Float(config.deepSupWeight), tally: &tally))
             x = unit.post.forward(y, .train(cache: true))
             features.collect(ctx, unit: unit.index, point: .output, x)
         }
         let logits = head.forward(features.assemble(), .train(cache: true))
-        let dlogits = Tensor(uninitialized: logits.shape)
-        let r = Ops.softmaxCrossEntropy(ctx, logits: logits, labels: batch.labels, dlogits: dlogits, gradScale: gradScale)
-        try checkLoss(r.loss, "the classifier head")
-        observer?("head", logits, r.loss)
-        tally.headLoss += r.loss * Double(batch.count)
-        tally.headCorrect += r.correct
+        let dlogits = try headLoss(logits, batch, gradScale: gradScale, tally: &tally)
 
         // The head's feature gradient, split per tapped unit and spread back over its map.
         let dFeatures = features.split(head.backward(dlogits, inputGrad: true)!)
