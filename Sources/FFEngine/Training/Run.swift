@@ -72,7 +72,14 @@ public final class TrainingRun {
         var best = history.enumerated().max(by: { $0.element.valSelected < $1.element.valSelected })
             .map { (value: $0.element.valSelected, epoch: $0.element.epoch) }
         for epoch in startEpoch..<config.epochs {
-            let record = try trainEpoch(epoch, trainer: trainer)
+            let record: EpochRecord
+            do {
+                record = try trainEpoch(epoch, trainer: trainer)
+            } catch var e as NonFiniteLoss {
+                let last = FileManager.default.fileExists(atPath: lastCheckpoint.path) ? lastCheckpoint.path : nil
+                e.lastGood = last ?? resume?.path
+                throw e
+            }
             history.append(record)
             try metrics.append(record)
             let state = RunState(epoch: epoch + 1, step: trainer.step, history: history)

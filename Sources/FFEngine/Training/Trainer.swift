@@ -29,9 +29,20 @@ public struct Tally {
 public struct NonFiniteLoss: Error, CustomStringConvertible {
     public let what: String
     public let step: Int
+    /// The last good checkpoint of the run, when one was written before the failure.
+    public var lastGood: String?
+
+    public init(what: String, step: Int, lastGood: String? = nil) {
+        self.what = what
+        self.step = step
+        self.lastGood = lastGood
+    }
+
     public var description: String {
-        "the loss or the weights of \(what) became NaN or infinite at step \(step). Training stopped; the last good checkpoint "
-            + "is kept. Try a smaller learning rate (--lr) or check the input data."
+        let kept = lastGood.map { "the last good checkpoint, \($0), is kept (nothing was written after it)" }
+            ?? "no checkpoint had been written yet"
+        return "the loss or the weights of \(what) became NaN or infinite at step \(step). Training stopped; \(kept). "
+            + "Try a smaller learning rate (--lr) or check the input data."
     }
 }
 
