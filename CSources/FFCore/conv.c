@@ -9,7 +9,9 @@
  *    dgrad:    dcol_g (Kg x ncols)   = W_g^T * dY_t, then col2im scatter-add into dx.
  *  Tiles go to threads in contiguous static chunks (ff_parallel_for), BLAS runs
  *  single-threaded inside each worker. dgrad hands whole images to threads and runs
- *  their bands in order, since col2im of neighbouring bands overlaps in dx. */
+ *  their bands in order, since col2im of neighbouring bands overlaps in dx.
+ *  One file on purpose: the tile planner, the pixel movers and the three passes share
+ *  private types and scratch conventions. */
 #include "conv_internal.h"
 
 #include <cblas.h>

@@ -2,7 +2,7 @@
 ///   x -> pre (conv + ReLU, or conv + BN + ReLU) -> Y  ["tap": where local losses and
 ///   classifier features are taken] -> post (pooling, LayerNorm) -> output.
 /// Layer-local training detaches each unit's input; backprop chains them.
-public final class LocalUnit {
+public final class ConvUnit {
     public let index: Int
     public let pre: Sequential
     public let local: GoodnessReadout?
@@ -49,7 +49,7 @@ public final class FeatureHead {
     public let linear: Linear
     public let featureSize: Int
 
-    init(_ ctx: ComputeContext, taps: [Int], point: Point, units: [LocalUnit], classes: Int, batchNorm: Bool, seed: UInt64) {
+    init(_ ctx: ComputeContext, taps: [Int], point: Point, units: [ConvUnit], classes: Int, batchNorm: Bool, seed: UInt64) {
         self.taps = taps
         self.point = point
         featureSize = taps.reduce(0) { $0 + (point == .tap ? units[$1].tapShape[0] : units[$1].outputShape[0]) }
@@ -83,7 +83,7 @@ public final class Network {
     public let spec: VGGSpec
     public let inputShape: [Int]
     public let classes: Int
-    public let units: [LocalUnit]
+    public let units: [ConvUnit]
     public let head: FeatureHead?
 
     public init(_ ctx: ComputeContext, config: RecipeConfig, inputShape: [Int], classes: Int) throws {
@@ -100,7 +100,7 @@ public final class Network {
         let lastChannels = spec.channels.last!
         let readoutStd = Float(config.readoutStdScale / Double(classes).squareRoot())
         var shape = inputShape
-        var units: [LocalUnit] = []
+        var units: [ConvUnit] = []
         for (i, c) in spec.channels.enumerated() {
             let name = "units.\(i)"
             var pre: [Layer] = []
@@ -131,7 +131,7 @@ public final class Network {
                 post.append(LayerNorm(ctx, name: name + ".norm", featureShape: out, eps: Float(config.lnEps),
                                       affine: config.training == "layer-local" ? config.lnAffine : true))
             }
-            let unit = LocalUnit(index: i, pre: Sequential(pre), local: readout, post: Sequential(post), inputShape: shape)
+            let unit = ConvUnit(index: i, pre: Sequential(pre), local: readout, post: Sequential(post), inputShape: shape)
             units.append(unit)
             shape = unit.outputShape
         }

@@ -140,7 +140,7 @@ public final class Trainer {
 
     /// The CE of `unit`'s readout on its map `y` (counted in `tally`, stopped if not
     /// finite) and dL/dlogits scaled by `gradScale`.
-    private func localLoss(_ unit: LocalUnit, _ y: Tensor, _ batch: Batch, gradScale: Float,
+    private func localLoss(_ unit: ConvUnit, _ y: Tensor, _ batch: Batch, gradScale: Float,
                            tally: inout Tally) throws -> Tensor {
         let logits = unit.local!.forward(y, cache: true)
         let dlogits = Tensor(uninitialized: logits.shape)
