@@ -19,6 +19,7 @@ public enum Recipes {
                              training: "layer-local", dataset: dataset, arch: arch,
                              lr: 2e-4, minLr: 1e-5, weightDecay: 1e-3, epochs: epochs, batchSize: 128)
         c.augment = augment
+        c.poolAfter = (try? VGGSpec.named(arch))?.poolAfter  // explicit, so `repro show` lists it
         c.paperTop1 = top1
         c.paperSource = source
         return c
@@ -119,6 +120,7 @@ public enum Recipes {
                               training: "backprop", dataset: "cifar100", arch: "vgg8",
                               lr: 2e-4, minLr: 1e-5, weightDecay: 1e-3, epochs: 400, batchSize: 128)
         bp.augment = "crop-flip"
+        bp.poolAfter = VGGSpec.vgg8.poolAfter
         bp.pred = "last"
         bp.headInput = "output"
         bp.pool = .max
