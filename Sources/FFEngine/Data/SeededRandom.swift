@@ -1,6 +1,9 @@
 /// A small, fully specified random generator (SplitMix64) for everything that must be
 /// reproducible across runs, machines and Swift versions: hold-out splits, epoch order,
 /// subsets and augmentation draws. Swift's own shuffles are not specified to be stable.
+/// Tensors (weights, readouts) come from FFCore's xoshiro256** (`RNG`); this one exists
+/// because a data stream is keyed by coordinates (epoch, sample) and must be cheap to
+/// create per sample.
 public struct SeededRandom: RandomNumberGenerator {
     public private(set) var state: UInt64
 

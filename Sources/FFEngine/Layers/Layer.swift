@@ -56,11 +56,7 @@ extension Layer {
 /// Deterministic initialisation streams: each parameter draws from its own stream keyed
 /// by its name, so adding a layer elsewhere never changes another layer's initial weights.
 public enum Init {
-    public static func stream(for name: String) -> UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in name.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-        return h
-    }
+    public static func stream(for name: String) -> UInt64 { SeededRandom.fnv1a(name) }
 
     /// PyTorch's default for Conv/Linear weights and biases: U(-1/sqrt(fanIn), 1/sqrt(fanIn)).
     public static func fanInUniform(_ t: Tensor, fanIn: Int, seed: UInt64, name: String) {
