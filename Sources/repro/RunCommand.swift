@@ -109,7 +109,7 @@ struct EvalCommand: ParsableCommand {
                     + "the data gives \(provider.sampleShape) and \(provider.classCount).")
             }
             let progress = Progress("eval \(split)", total: provider.sampleCount, unit: "img")
-            let tally = try trainer.evaluate(provider, batchSize: config.batchSize, progress: progress)
+            let tally = try trainer.evaluate(provider, batchSize: config.microBatch, progress: progress)
             progress.finish()
             let best = state.history.last(where: { $0.bestLayer != nil })?.bestLayer
             print(Report.table(tally, config: config, bestLayer: best, split: split,

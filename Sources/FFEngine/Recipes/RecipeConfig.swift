@@ -117,6 +117,10 @@ public struct RecipeConfig: Codable, Equatable {
         self.batchSize = batchSize
     }
 
+    /// Images per forward/backward pass: batch_size / accumulate. Evaluation uses it too,
+    /// so a recipe that fits in memory for training also fits for evaluation.
+    public var microBatch: Int { max(1, batchSize / max(1, accumulate)) }
+
     // MARK: JSON
 
     public static let encoder: JSONEncoder = {

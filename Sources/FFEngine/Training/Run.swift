@@ -99,7 +99,7 @@ public final class TrainingRun {
         }
         if let test = data.test {
             let progress = Progress("test", total: test.sampleCount, unit: "img", enabled: showProgress)
-            let tally = try trainer.evaluate(test, batchSize: config.batchSize, progress: progress)
+            let tally = try trainer.evaluate(test, batchSize: config.microBatch, progress: progress)
             progress.finish()
             result.test = tally
             let (top1, top5) = Report.selected(tally, config: config, bestLayer: result.bestLayer)
@@ -128,7 +128,7 @@ public final class TrainingRun {
         var val: Tally?
         if let v = data.val {
             let p = Progress("validate", total: v.sampleCount, unit: "img", enabled: showProgress)
-            val = try trainer.evaluate(v, batchSize: config.batchSize, progress: p)
+            val = try trainer.evaluate(v, batchSize: config.microBatch, progress: p)
             p.finish()
         }
         let hasHead = trainer.net.head != nil
