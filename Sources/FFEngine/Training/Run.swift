@@ -34,7 +34,12 @@ public final class TrainingRun {
     public let directory: URL
     public let resume: URL?
     public let data: RunData
-    public var log: (String) -> Void = { print($0) }
+    /// Where run lines go; the default flushes each line so logs redirected to a file
+    /// show every epoch as it ends.
+    public var log: (String) -> Void = { line in
+        print(line)
+        fflush(stdout)
+    }
     public var showProgress = true
 
     public init(_ ctx: ComputeContext, config: RecipeConfig, data: RunData, directory: URL, resume: URL? = nil) throws {
