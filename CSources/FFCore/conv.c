@@ -444,6 +444,20 @@ static int acquire_scratch(ff_ctx *ctx, conv_job *j, int op) {
     return used;
 }
 
+/* A tile's column matrix (GEMM B operand): the input itself for single-image pointwise
+ * tiles, otherwise im2col into the thread's column buffer. */
+static const float *tile_columns(const conv_job *j, const conv_tile *tl, int tid, long *ldb) {
+    const conv_geom *g = &j->p.g;
+    const float *xb = j->x + (size_t)tl->i0 * g->C * g->inHW;
+    if (j->p.pointwise && tl->ni == 1) {
+        *ldb = g->HW;
+        return xb + (long)tl->oh0 * g->OW;
+    }
+    CONV_SIMD_CALL(j->simd, im2col, g, xb, tl->ni, tl->oh0, tl->oh1, j->col[tid], tl->ncols);
+    *ldb = tl->ncols;
+    return j->col[tid];
+}
+
 static void fwd_task(void *arg, long t0, long t1, int tid) {
     conv_job *j = arg;
     const conv_plan *p = &j->p;
@@ -451,17 +465,8 @@ static void fwd_task(void *arg, long t0, long t1, int tid) {
     const int G = g->groups, Mg = g->cout_g, Kg = g->Kg;
     for (long t = t0; t < t1; t++) {
         conv_tile tl = plan_tile(p, t);
-        const float *xb = j->x + (size_t)tl.i0 * g->C * g->inHW;
-        const float *B;
         long ldb;
-        if (p->pointwise && tl.ni == 1) {
-            B = xb + (long)tl.oh0 * g->OW;
-            ldb = g->HW;
-        } else {
-            CONV_SIMD_CALL(j->simd, im2col, g, xb, tl.ni, tl.oh0, tl.oh1, j->col[tid], tl.ncols);
-            B = j->col[tid];
-            ldb = tl.ncols;
-        }
+        const float *B = tile_columns(j, &tl, tid, &ldb);
         float *yb = j->y + (size_t)tl.i0 * g->CO * g->HW;
         float *Ct;
         long ldc;
@@ -519,18 +524,9 @@ static void wgrad_task(void *arg, long t0, long t1, int tid) {
     for (int co = 0; co < g->CO; co++) bpart[co] = 0.0;
     for (long t = t0; t < t1; t++) {
         conv_tile tl = plan_tile(p, t);
-        const float *xb = j->x + (size_t)tl.i0 * g->C * g->inHW;
         const float *dyb = j->dy + (size_t)tl.i0 * g->CO * g->HW;
-        const float *B;
         long ldb;
-        if (p->pointwise && tl.ni == 1) {
-            B = xb + (long)tl.oh0 * g->OW;
-            ldb = g->HW;
-        } else {
-            CONV_SIMD_CALL(j->simd, im2col, g, xb, tl.ni, tl.oh0, tl.oh1, j->col[tid], tl.ncols);
-            B = j->col[tid];
-            ldb = tl.ncols;
-        }
+        const float *B = tile_columns(j, &tl, tid, &ldb);
         const float *A;
         long lda;
         if (tl.ni == 1) {

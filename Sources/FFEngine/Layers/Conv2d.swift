@@ -15,17 +15,8 @@ public final class Conv2d: Layer {
         self.ctx = ctx
         geometry = Ops.ConvGeometry(kernel: kernel, stride: stride, padding: padding, groups: groups)
         fusedReLU = relu
-        let fanIn = inChannels / groups * kernel * kernel
-        let w = Tensor(uninitialized: [outChannels, inChannels / groups, kernel, kernel])
-        Init.fanInUniform(w, fanIn: fanIn, seed: seed, name: name + ".weight")
-        weight = Parameter(name: name + ".weight", value: w)
-        if bias {
-            let b = Tensor(uninitialized: [outChannels])
-            Init.fanInUniform(b, fanIn: fanIn, seed: seed, name: name + ".bias")
-            self.bias = Parameter(name: name + ".bias", value: b)
-        } else {
-            self.bias = nil
-        }
+        (weight, self.bias) = Init.weightAndBias(name: name, shape: [outChannels, inChannels / groups, kernel, kernel],
+                                                 fanIn: inChannels / groups * kernel * kernel, bias: bias, seed: seed)
     }
 
     public var outChannels: Int { weight.shape[0] }
@@ -71,16 +62,8 @@ public final class Linear: Layer {
 
     public init(_ ctx: ComputeContext, name: String, inFeatures: Int, outFeatures: Int, bias: Bool = true, seed: UInt64) {
         self.ctx = ctx
-        let w = Tensor(uninitialized: [outFeatures, inFeatures])
-        Init.fanInUniform(w, fanIn: inFeatures, seed: seed, name: name + ".weight")
-        weight = Parameter(name: name + ".weight", value: w)
-        if bias {
-            let b = Tensor(uninitialized: [outFeatures])
-            Init.fanInUniform(b, fanIn: inFeatures, seed: seed, name: name + ".bias")
-            self.bias = Parameter(name: name + ".bias", value: b)
-        } else {
-            self.bias = nil
-        }
+        (weight, self.bias) = Init.weightAndBias(name: name, shape: [outFeatures, inFeatures], fanIn: inFeatures,
+                                                 bias: bias, seed: seed)
     }
 
     public var parameters: [Parameter] { [weight] + (bias.map { [$0] } ?? []) }

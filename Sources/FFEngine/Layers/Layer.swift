@@ -65,6 +65,20 @@ public enum Init {
         rng.fillUniform(t, low: -bound, high: bound)
     }
 
+    /// A layer's weight (and bias) parameters with PyTorch's fan-in initialisation.
+    public static func weightAndBias(name: String, shape: [Int], fanIn: Int, bias: Bool,
+                                     seed: UInt64) -> (Parameter, Parameter?) {
+        let w = Tensor(uninitialized: shape)
+        fanInUniform(w, fanIn: fanIn, seed: seed, name: name + ".weight")
+        var b: Parameter?
+        if bias {
+            let t = Tensor(uninitialized: [shape[0]])
+            fanInUniform(t, fanIn: fanIn, seed: seed, name: name + ".bias")
+            b = Parameter(name: name + ".bias", value: t)
+        }
+        return (Parameter(name: name + ".weight", value: w), b)
+    }
+
     public static func normal(_ t: Tensor, std: Float, seed: UInt64, name: String) {
         var rng = RNG(seed: seed, stream: stream(for: name))
         rng.fillNormal(t, std: std)
