@@ -6,7 +6,10 @@ import XCTest
 final class GoodnessTests: XCTestCase {
     private struct Shape: CustomStringConvertible {
         var n, c, h, w, p: Int
-        var description: String { "n\(n) c\(c) \(h)x\(w) p\(p)" }
+        /// FF_GOODNESS_FLOOR instead of adaptive bins.
+        var floor = false
+        var description: String { "n\(n) c\(c) \(h)x\(w) p\(p)\(floor ? " floor" : "")" }
+        var bins: Int32 { Int32(floor ? FF_GOODNESS_FLOOR : FF_GOODNESS_ADAPTIVE) }
     }
 
     /// Equal patches, adaptive bins that overlap (7 rows into 2 or 3), p == h, p == 1,
@@ -18,9 +21,10 @@ final class GoodnessTests: XCTestCase {
         Shape(n: 2, c: 2, h: 10, w: 13, p: 4), Shape(n: 8, c: 16, h: 16, w: 16, p: 3),
     ]
 
-    /// adaptive_avg_pool2d bins: [floor(i*size/p), ceil((i+1)*size/p)).
-    private func bin(_ i: Int, _ size: Int, _ p: Int) -> Range<Int> {
-        (i * size / p)..<(((i + 1) * size + p - 1) / p)
+    /// adaptive_avg_pool2d bins: [floor(i*size/p), ceil((i+1)*size/p)); floor bins:
+    /// [i*f, (i+1)*f) with f = floor(size/p).
+    private func bin(_ i: Int, _ size: Int, _ p: Int, floor: Bool = false) -> Range<Int> {
+        floor ? (i * (size / p))..<((i + 1) * (size / p)) : (i * size / p)..<(((i + 1) * size + p - 1) / p)
     }
 
     private func refForward(_ s: Shape, _ y: [Double]) -> [Double] {
@@ -29,7 +33,7 @@ final class GoodnessTests: XCTestCase {
             for i in 0..<s.p {
                 for j in 0..<s.p {
                     var sum = 0.0
-                    let rows = bin(i, s.h, s.p), cols = bin(j, s.w, s.p)
+                    let rows = bin(i, s.h, s.p, floor: s.floor), cols = bin(j, s.w, s.p, floor: s.floor)
                     for r in rows { for x in cols { sum += pow(y[(m * s.h + r) * s.w + x], 2) } }
                     g.append(sum / Double(rows.count * cols.count))
                 }
@@ -44,7 +48,7 @@ final class GoodnessTests: XCTestCase {
         for m in 0..<(s.n * s.c) {
             for i in 0..<s.p {
                 for j in 0..<s.p {
-                    let rows = bin(i, s.h, s.p), cols = bin(j, s.w, s.p)
+                    let rows = bin(i, s.h, s.p, floor: s.floor), cols = bin(j, s.w, s.p, floor: s.floor)
                     let area = Double(rows.count * cols.count)
                     for r in rows {
                         for x in cols {
@@ -60,13 +64,13 @@ final class GoodnessTests: XCTestCase {
 
     private func forward(_ ctx: OpaquePointer, _ s: Shape, _ y: [Float]) -> [Float] {
         var g = [Float](repeating: .nan, count: s.n * s.c * s.p * s.p)
-        ff_goodness_forward(ctx, Int32(s.n), Int32(s.c), Int32(s.h), Int32(s.w), Int32(s.p), y, &g)
+        ff_goodness_forward_bins(ctx, Int32(s.n), Int32(s.c), Int32(s.h), Int32(s.w), Int32(s.p), s.bins, y, &g)
         return g
     }
 
     private func backward(_ ctx: OpaquePointer, _ s: Shape, _ y: [Float], _ dg: [Float]) -> [Float] {
         var dy = [Float](repeating: .nan, count: y.count)
-        ff_goodness_backward(ctx, Int32(s.n), Int32(s.c), Int32(s.h), Int32(s.w), Int32(s.p), y, dg, &dy)
+        ff_goodness_backward_bins(ctx, Int32(s.n), Int32(s.c), Int32(s.h), Int32(s.w), Int32(s.p), s.bins, y, dg, &dy)
         return dy
     }
 
@@ -120,6 +124,31 @@ final class GoodnessTests: XCTestCase {
                 zip(refForward(s, ys), r).reduce(0) { $0 + $1.0 * Double($1.1) }
             }
         }
+    }
+
+    /// Floor bins: equal floor(h/p) patches; rows and columns past them get no goodness and
+    /// a zero gradient. When p divides the map they equal the adaptive bins.
+    func testFloorBins() {
+        for var s in [Shape(n: 2, c: 3, h: 7, w: 5, p: 2), Shape(n: 1, c: 2, h: 10, w: 13, p: 4),
+                      Shape(n: 2, c: 2, h: 7, w: 7, p: 3)] {
+            s.floor = true
+            let y = randomFloats(s.n * s.c * s.h * s.w, seed: UInt64(s.h + s.p), lo: 0, hi: 2)
+            let dg = randomFloats(s.n * s.c * s.p * s.p, seed: UInt64(s.w))
+            let g = everyPath("floor goodness \(s)") { forward($0, s, y) }
+            assertClose(g, refForward(s, y.doubles), rtol: 1e-5, atol: 1e-7, "floor goodness \(s)")
+            let dy = everyPath("floor goodness backward \(s)") { backward($0, s, y, dg) }
+            assertClose(dy, refBackward(s, y.doubles, dg.doubles), rtol: 1e-5, atol: 1e-7, "floor backward \(s)")
+            let ctx = ff_ctx_create(2)!
+            defer { ff_ctx_destroy(ctx) }
+            assertGradient(dy, at: y.doubles, "floor goodness \(s)") { ys in
+                zip(refForward(s, ys), dg).reduce(0) { $0 + $1.0 * Double($1.1) }
+            }
+        }
+        var a = Shape(n: 2, c: 2, h: 8, w: 12, p: 4)
+        let y = randomFloats(a.n * a.c * a.h * a.w, seed: 5)
+        let adaptive = everyPath("divisible adaptive") { forward($0, a, y) }
+        a.floor = true
+        XCTAssertEqual(everyPath("divisible floor") { forward($0, a, y) }, adaptive)
     }
 
     // MARK: partition factor

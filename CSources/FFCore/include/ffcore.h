@@ -202,6 +202,15 @@ void ff_goodness_forward(ff_ctx *ctx, int n, int c, int h, int w, int p, const f
 /* dy[pixel] = sum over patches containing the pixel of dg[patch] * 2 * y[pixel] / area. */
 void ff_goodness_backward(ff_ctx *ctx, int n, int c, int h, int w, int p, const float *y,
                           const float *dg, float *dy);
+/* Patch layout when p does not divide the map: FF_GOODNESS_ADAPTIVE (the default above,
+ * bins cover the whole map) or FF_GOODNESS_FLOOR (p equal patches of floor(h/p) x
+ * floor(w/p) from the top-left; rows/columns beyond them get no goodness and zero
+ * gradient, as avg_pool2d with kernel h/p). Identical when p divides h and w. */
+enum { FF_GOODNESS_ADAPTIVE = 0, FF_GOODNESS_FLOOR = 1 };
+void ff_goodness_forward_bins(ff_ctx *ctx, int n, int c, int h, int w, int p, int bins,
+                              const float *y, float *g);
+void ff_goodness_backward_bins(ff_ctx *ctx, int n, int c, int h, int w, int p, int bins,
+                               const float *y, const float *dg, float *dy);
 /* Partition factor, ASGE eq. 3: min(max(1, floor(alpha * c_last / c)), h, w). */
 int ff_goodness_partition(double alpha, int c_last, int c, int h, int w);
 

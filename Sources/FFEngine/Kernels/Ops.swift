@@ -183,18 +183,25 @@ public enum Ops {
 
     // MARK: Goodness
 
-    public static func goodness(_ ctx: ComputeContext, _ y: Tensor, partition p: Int) -> Tensor {
+    /// Patch layout when P does not divide the map (see ffcore.h).
+    public enum GoodnessBins: String, Codable {
+        case adaptive, floor
+        var raw: Int32 { Int32(self == .floor ? FF_GOODNESS_FLOOR : FF_GOODNESS_ADAPTIVE) }
+    }
+
+    public static func goodness(_ ctx: ComputeContext, _ y: Tensor, partition p: Int, bins: GoodnessBins = .adaptive) -> Tensor {
         let (n, c, h, w) = (y.shape[0], y.shape[1], y.shape[2], y.shape[3])
         let g = Tensor(uninitialized: [n, c * p * p])
-        ff_goodness_forward(ctx.raw, Int32(n), Int32(c), Int32(h), Int32(w), Int32(p), y.pointer, g.pointer)
+        ff_goodness_forward_bins(ctx.raw, Int32(n), Int32(c), Int32(h), Int32(w), Int32(p), bins.raw, y.pointer, g.pointer)
         return g
     }
 
     public static func goodnessBackward(_ ctx: ComputeContext, y: Tensor, dg: Tensor, partition p: Int,
-                                        into out: Tensor? = nil) -> Tensor {
+                                        bins: GoodnessBins = .adaptive, into out: Tensor? = nil) -> Tensor {
         let (n, c, h, w) = (y.shape[0], y.shape[1], y.shape[2], y.shape[3])
         let dy = out ?? Tensor(uninitialized: y.shape)
-        ff_goodness_backward(ctx.raw, Int32(n), Int32(c), Int32(h), Int32(w), Int32(p), y.pointer, dg.pointer, dy.pointer)
+        ff_goodness_backward_bins(ctx.raw, Int32(n), Int32(c), Int32(h), Int32(w), Int32(p), bins.raw, y.pointer,
+                                  dg.pointer, dy.pointer)
         return dy
     }
 

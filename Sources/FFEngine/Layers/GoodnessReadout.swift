@@ -9,17 +9,19 @@ public final class GoodnessReadout {
     public let ctx: ComputeContext
     public let name: String
     public let partition: Int
+    public let bins: Ops.GoodnessBins
     public let readout: Tensor       // (D, N)
     public let readoutBias: Tensor   // (N)
     public let logTemperature: Parameter?
     private var input: Tensor?
     private var projection: Tensor?
 
-    public init(_ ctx: ComputeContext, name: String, channels: Int, partition: Int, classes: Int,
-                readoutStd: Float, learnTemperature: Bool, temperatureInit: Float = 0, seed: UInt64) {
+    public init(_ ctx: ComputeContext, name: String, channels: Int, partition: Int, bins: Ops.GoodnessBins = .adaptive,
+                classes: Int, readoutStd: Float, learnTemperature: Bool, temperatureInit: Float = 0, seed: UInt64) {
         self.ctx = ctx
         self.name = name
         self.partition = partition
+        self.bins = bins
         let d = channels * partition * partition
         readout = Tensor(uninitialized: [d, classes])
         readoutBias = Tensor(uninitialized: [classes])
@@ -41,7 +43,7 @@ public final class GoodnessReadout {
 
     /// Logits (n, N) for the post-ReLU map `y` (n, C, H, W).
     public func forward(_ y: Tensor, cache: Bool) -> Tensor {
-        let g = Ops.goodness(ctx, y, partition: partition)
+        let g = Ops.goodness(ctx, y, partition: partition, bins: bins)
         let proj = Ops.matmul(ctx, g, readout)
         let n = proj.shape[0], k = proj.shape[1]
         let logits = Tensor(uninitialized: proj.shape)
@@ -70,7 +72,7 @@ public final class GoodnessReadout {
             tau.grad[0] += Float(-s * Double(inv))
         }
         let dg = Ops.matmul(ctx, dlogits, readout, transB: true, alpha: inv)
-        return Ops.goodnessBackward(ctx, y: y, dg: dg, partition: partition)
+        return Ops.goodnessBackward(ctx, y: y, dg: dg, partition: partition, bins: bins)
     }
 
     public func releaseCache() {

@@ -116,7 +116,8 @@ public final class Network {
             if local {
                 let p = Ops.partition(alpha: config.alpha, lastChannels: lastChannels, channels: c,
                                       height: tap[1], width: tap[2])
-                readout = GoodnessReadout(ctx, name: name + ".local", channels: c, partition: p, classes: classes,
+                readout = GoodnessReadout(ctx, name: name + ".local", channels: c, partition: p,
+                                          bins: config.goodnessBins, classes: classes,
                                           readoutStd: readoutStd, learnTemperature: config.learnTemperature,
                                           temperatureInit: Float(config.temperatureInit), seed: seed)
             }

@@ -44,6 +44,10 @@ public struct RecipeConfig: Codable, Equatable {
     public var channels: [Int]?
     /// ASGE partition hyper-parameter alpha (eq. 3).
     public var alpha: Double = 1
+    /// Goodness patches when P_l does not divide the map: "adaptive" (bins of floor or ceil
+    /// size covering the whole map, like adaptive_avg_pool2d) or "floor" (equal
+    /// floor(H/P) patches, the remainder unused, like avg_pool2d). [choice]
+    public var goodnessBins: Ops.GoodnessBins = .adaptive
     /// Pooling kind after the pooling layers: rms (ASGE), avg, max.
     public var pool: Ops.PoolKind = .rms
     /// Pooling window = stride. [choice]
