@@ -150,6 +150,40 @@ final class TrainerTests: XCTestCase {
         try checkLocalGradients(temperature: true)
     }
 
+    /// decoupled_norm = false: the readout sees LayerNorm(Y), so the local gradient passes
+    /// through the LayerNorm backward. Finite differences of the unit's loss (float forward).
+    func testCoupledNormLocalGradientMatchesFiniteDifferences() throws {
+        var c = tinyConfig(channels: [3, 4], poolAfter: [1], classes: 3)
+        c.decoupledNorm = false
+        let shape = [4, 2, 6, 6]
+        let x = Tensor(uninitialized: shape)
+        var rng = RNG(seed: 21)
+        rng.fillNormal(x, std: 1)
+        let batch = Batch(images: x, labels: [0, 2, 1, 1])
+        let net = try Network(ctx, config: c, inputShape: Array(shape.dropFirst()), classes: 3)
+        XCTAssertTrue(net.units[0].pre.layers.last is LayerNorm, "LayerNorm sits before the tap")
+        let (grads, _) = try gradients(net, batch)
+        let trainer = Trainer(ctx, net: net)
+        func loss() -> Double {
+            var t = Tally(units: net.units.count)
+            trainer.evaluateBatch(batch, tally: &t)
+            return t.unitMeanLoss[0]
+        }
+        let w = (net.units[0].pre.layers[0] as! Conv2d).weight
+        let g = try XCTUnwrap(grads[w.name])
+        for i in stride(from: 0, to: w.value.count, by: 4) {
+            let orig = w.value[i]
+            let eps: Float = 2e-4
+            w.value[i] = orig + eps
+            let fp = loss()
+            w.value[i] = orig - eps
+            let fm = loss()
+            w.value[i] = orig
+            let num = (fp - fm) / Double(2 * eps)
+            XCTAssertEqual(Double(g[i]), num, accuracy: 2e-2 * max(abs(num), 0.05), "coupled-norm weight \(i)")
+        }
+    }
+
     // MARK: BP-DeepSup
 
     /// For the last unit, BP-DeepSup's weight gradient is the backpropagated final-loss

@@ -112,6 +112,11 @@ public final class Network {
                 pre.append(Activation(ctx, .relu))
             }
             let tap = [c, shape[1], shape[2]]
+            let lnAffine = config.training == "layer-local" ? config.lnAffine : true
+            let coupledNorm = !usesBN && !config.decoupledNorm
+            if coupledNorm {
+                pre.append(LayerNorm(ctx, name: name + ".norm", featureShape: tap, eps: Float(config.lnEps), affine: lnAffine))
+            }
             var readout: GoodnessReadout?
             if local {
                 let p = Ops.partition(alpha: config.alpha, lastChannels: lastChannels, channels: c,
@@ -128,9 +133,8 @@ public final class Network {
                 out = Array(pool.outputShape([1] + tap).dropFirst())
                 post.append(pool)
             }
-            if !usesBN {
-                post.append(LayerNorm(ctx, name: name + ".norm", featureShape: out, eps: Float(config.lnEps),
-                                      affine: config.training == "layer-local" ? config.lnAffine : true))
+            if !usesBN && !coupledNorm {
+                post.append(LayerNorm(ctx, name: name + ".norm", featureShape: out, eps: Float(config.lnEps), affine: lnAffine))
             }
             let unit = ConvUnit(index: i, pre: Sequential(pre), local: readout, post: Sequential(post), inputShape: shape)
             units.append(unit)

@@ -65,6 +65,10 @@ public struct RecipeConfig: Codable, Equatable {
     /// they would receive no gradient (each loss is taken before pooling and LayerNorm),
     /// so the layer-local recipes use none; the backprop recipes train them. [choice]
     public var lnAffine: Bool = false
+    /// Decoupled normalisation (DTG-FF; also ASGE's layout): goodness is taken on the
+    /// un-normalised ReLU output and only the forwarded tensor is LayerNorm-ed. false puts
+    /// the LayerNorm before the goodness (the readout sees the normalised map). [choice]
+    public var decoupledNorm: Bool = true
     /// Fixed readout std = readoutStdScale / sqrt(N) for weights and bias. [choice: the paper writes N(0, 1/sqrt(N))]
     public var readoutStdScale: Double = 1
     /// Normalisation inside the plain BP baseline: "batch" or "layer". [choice]
