@@ -51,13 +51,13 @@ public enum Report {
     /// Per-layer readouts, Best Pred, the head, and the paper's number for the recipe.
     public static func table(_ t: Tally, config: RecipeConfig, bestLayer: Int?, split: String, selectedFrom: String) -> String {
         var lines = ["", "\(config.name) on \(config.dataset) \(split) (\(t.count) images; model from \(selectedFrom))"]
-        func row(_ name: String, _ top1: Double?, _ top5: Double?, _ note: String = "") {
+        func row(_ name: String, _ top1: Double?, _ top5: Double?) {
             let t5 = top5.map { "  top-5 \(pct($0))" } ?? ""
-            lines.append("  " + TextTable.pad(name, 36) + TextTable.pad(pct(top1), 6, right: true) + "%" + t5 + note)
+            lines.append("  " + TextTable.pad(name, 36) + TextTable.pad(pct(top1), 6, right: true) + "%" + t5)
         }
         if config.training != "backprop" {
             for (i, a) in t.unitAccuracy.enumerated() { row("layer \(i + 1) readout", a, nil) }
-            let b = bestLayer ?? (t.unitAccuracy.indices.max(by: { t.unitAccuracy[$0] < t.unitAccuracy[$1] }).map { $0 + 1 } ?? 1)
+            let b = bestLayer ?? t.bestLayer ?? 1
             row("Best Pred (layer \(b), chosen on val)", t.unitAccuracy[b - 1], t.unitTop5Accuracy[b - 1])
         }
         let (top1, top5) = selected(t, config: config, bestLayer: bestLayer)

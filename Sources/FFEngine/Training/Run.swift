@@ -74,8 +74,7 @@ public final class TrainingRun {
             + "\(ctx.threads) threads (\(ctx.simdName)); output \(directory.path)")
         if data.val == nil { log("note: no validation split; the last epoch is used as the selected model") }
 
-        var best = history.enumerated().max(by: { $0.element.valSelected < $1.element.valSelected })
-            .map { (value: $0.element.valSelected, epoch: $0.element.epoch) }
+        var best = history.max(by: { $0.valSelected < $1.valSelected }).map { (value: $0.valSelected, epoch: $0.epoch) }
         for epoch in startEpoch..<config.epochs {
             let record: EpochRecord
             do {
@@ -139,7 +138,7 @@ public final class TrainingRun {
         let hasHead = trainer.net.head != nil
         let local = trainer.net.units.first?.local != nil
         let valUnits = val?.unitAccuracy ?? []
-        let bestLayer = local && !valUnits.isEmpty ? valUnits.indices.max(by: { valUnits[$0] < valUnits[$1] })! + 1 : nil
+        let bestLayer = local ? val?.bestLayer : nil
         var selected: Double
         if let val {
             selected = config.pred == "best" ? valUnits[bestLayer! - 1] : val.headAccuracy

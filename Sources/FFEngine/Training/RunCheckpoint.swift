@@ -27,7 +27,7 @@ public enum RunCheckpoint {
         let net = trainer.net
         var tensors: [(String, Tensor)] = net.parameters.map { ("params/" + $0.name, $0.value) }
         tensors += net.buffers.map { ("buffers/" + $0.name, $0.value) }
-        tensors += trainer.optimizerState.map { ("optim/" + $0.name.dropFirst("optim.".count), $0.value) }
+        tensors += trainer.optimizerState.map { ("optim/" + $0.name, $0.value) }
         let history = try historyEncoder.encode(state.history)
         let attrs: [String: String] = [
             "recipe": net.config.name,
@@ -78,10 +78,10 @@ public enum RunCheckpoint {
         for p in net.parameters { p.value.copy(from: ckpt.tensor("params/" + p.name)!) }
         for b in net.buffers { b.value.copy(from: ckpt.tensor("buffers/" + b.name)!) }
         let optim = trainer.optimizerState
-        if optim.allSatisfy({ ckpt.tensor("optim/" + $0.name.dropFirst("optim.".count)) != nil }),
+        if optim.allSatisfy({ ckpt.tensor("optim/" + $0.name) != nil }),
            let steps = ckpt.uint64Array("state/optimizer_steps") {
-            try ckpt.validate(expected: optim.map { ("optim/" + $0.name.dropFirst("optim.".count), $0.value.shape) })
-            for b in optim { b.value.copy(from: ckpt.tensor("optim/" + b.name.dropFirst("optim.".count))!) }
+            try ckpt.validate(expected: optim.map { ("optim/" + $0.name, $0.value.shape) })
+            for b in optim { b.value.copy(from: ckpt.tensor("optim/" + b.name)!) }
             trainer.optimizerSteps = steps.map { Int($0) }
         }
         let step = Int(ckpt.attributes["step"] ?? "0") ?? 0

@@ -21,6 +21,11 @@ public struct Tally {
     public var unitMeanLoss: [Double] { unitLoss.map { count > 0 ? $0 / Double(count) : 0 } }
     public var headAccuracy: Double { count > 0 ? Double(headCorrect) / Double(count) : 0 }
     public var headTop5Accuracy: Double { count > 0 ? Double(headTop5) / Double(count) : 0 }
+    /// 1-based layer whose readout is most accurate (first on ties), nil without layers.
+    public var bestLayer: Int? {
+        let acc = unitAccuracy
+        return acc.indices.max(by: { acc[$0] < acc[$1] }).map { $0 + 1 }
+    }
     public var headMeanLoss: Double { count > 0 ? headLoss / Double(count) : 0 }
 }
 
@@ -79,14 +84,13 @@ public final class Trainer {
         }
     }
 
-    /// Named optimizer state for checkpoints ("optim.units.3.conv.weight.exp_avg", ...),
-    /// plus the step counters.
+    /// Named optimizer state for checkpoints ("units.3.conv.weight.exp_avg", ...).
     public var optimizerState: [Buffer] {
         var out: [Buffer] = []
         for (u, opt) in zip(net.units, unitOptimizers) { out += opt.stateTensors(u.parameters) }
         if let h = net.head, let opt = headOptimizer { out += opt.stateTensors(h.parameters) }
         if let opt = globalOptimizer { out += opt.stateTensors(net.parameters) }
-        return out.map { Buffer(name: "optim." + $0.name, value: $0.value) }
+        return out
     }
 
     public var optimizerSteps: [Int] {
