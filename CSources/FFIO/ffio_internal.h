@@ -9,6 +9,4 @@ void ffio_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void ffio_clear_error(void);
 /* Bytes per element of an FFIO_* numeric type, 0 for others. */
 size_t ffio_dtype_size(int dtype);
-/* Reads a whole file into malloc'd memory (no decompression). */
-int ffio_slurp(const char *path, unsigned char **data, size_t *len, char *err, size_t errlen);
 #endif

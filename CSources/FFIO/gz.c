@@ -6,7 +6,7 @@
 #include <string.h>
 #include <zlib.h>
 
-int ffio_read_file(const char *path, uint8_t **data, size_t *len) {
+int ffio_read_file(const char *path, uint64_t max_bytes, uint8_t **data, size_t *len) {
     *data = NULL;
     *len = 0;
     gzFile g = gzopen(path, "rb");
@@ -14,8 +14,21 @@ int ffio_read_file(const char *path, uint8_t **data, size_t *len) {
     gzbuffer(g, 1 << 17);
     size_t cap = 1 << 20, n = 0;
     uint8_t *buf = malloc(cap);
+    if (!buf) { gzclose(g); ffio_set_error("out of memory"); return -1; }
     for (;;) {
-        if (cap - n < (1 << 16)) { cap *= 2; buf = realloc(buf, cap); }
+        if (n > max_bytes) {
+            ffio_set_error("holds more than %llu bytes (decompressed), more than any file of this kind; "
+                           "it is not the expected file (or a decompression bomb)", (unsigned long long)max_bytes);
+            gzclose(g);
+            free(buf);
+            return -1;
+        }
+        if (cap - n < (1 << 16)) {
+            uint8_t *grown = realloc(buf, cap * 2);
+            if (!grown) { gzclose(g); free(buf); ffio_set_error("out of memory"); return -1; }
+            buf = grown;
+            cap *= 2;
+        }
         unsigned want = (unsigned)((cap - n) > (1u << 30) ? (1u << 30) : (cap - n));
         int got = gzread(g, buf + n, want);
         if (got < 0) {

@@ -21,11 +21,28 @@ void ffio_h5i_begin(void) {
 
 typedef struct { char text[2][256]; int n; } walk_state;
 
+/* HDF5's I/O failures carry "..., errno = 28, error message = 'No space left on device',
+ * ..." plus time stamps and buffer addresses: keep only the operating system's sentence. */
+static void tidy(char *dst, size_t n, const char *desc) {
+    const char *m = strstr(desc, "error message = '");
+    if (m) {
+        m += strlen("error message = '");
+        const char *end = strchr(m, '\'');
+        size_t len = end ? (size_t)(end - m) : strlen(m);
+        const char *what = strstr(desc, "write") && strstr(desc, "write") < m ? "write failed: " : "";
+        snprintf(dst, n, "%s%.*s", what, (int)len, m);
+        return;
+    }
+    snprintf(dst, n, "%s", desc);
+    for (char *p = dst; *p; p++)
+        if (*p == '\n') *p = ' ';
+}
+
 static herr_t walk_cb(unsigned n, const H5E_error2_t *e, void *data) {
     (void)n;
     walk_state *w = data;
     if (w->n < 2 && e->desc) {
-        snprintf(w->text[w->n], sizeof w->text[0], "%s", e->desc);
+        tidy(w->text[w->n], sizeof w->text[0], e->desc);
         w->n++;
     }
     return 0;
@@ -126,6 +143,22 @@ int ffio_h5_close(int64_t file) {
     LOCK();
     ffio_h5i_begin();
     int rc = 0;
+    /* Close what is still open in the file first. A close that fails (disk full while the
+     * metadata is flushed) leaves the file's objects freed inside HDF5, and closing a
+     * dataset afterwards would touch freed memory. */
+    ssize_t n = H5Fget_obj_count((hid_t)file, H5F_OBJ_DATASET | H5F_OBJ_GROUP | H5F_OBJ_ATTR | H5F_OBJ_DATATYPE | H5F_OBJ_LOCAL);
+    if (n > 0) {
+        hid_t *ids = malloc(sizeof(hid_t) * (size_t)n);
+        if (ids) {
+            ssize_t got = H5Fget_obj_ids((hid_t)file, H5F_OBJ_DATASET | H5F_OBJ_GROUP | H5F_OBJ_ATTR | H5F_OBJ_DATATYPE | H5F_OBJ_LOCAL,
+                                         (size_t)n, ids);
+            for (ssize_t i = 0; i < got; i++) {
+                while (H5Iis_valid(ids[i]) > 0 && H5Idec_ref(ids[i]) > 0) {}
+            }
+            free(ids);
+        }
+        H5Eclear2(H5E_DEFAULT);
+    }
     if (H5Fclose((hid_t)file) < 0) { ffio_h5i_fail("cannot close the HDF5 file"); rc = -1; }
     UNLOCK();
     return rc;

@@ -32,24 +32,3 @@ size_t ffio_dtype_size(int dtype) {
     default: return 0;
     }
 }
-
-int ffio_slurp(const char *path, unsigned char **data, size_t *len, char *err, size_t errlen) {
-    *data = NULL;
-    *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) { snprintf(err, errlen, "cannot open: %s", strerror(errno)); return -1; }
-    size_t cap = 1 << 16, n = 0;
-    unsigned char *buf = malloc(cap);
-    for (;;) {
-        if (n == cap) { cap *= 2; buf = realloc(buf, cap); }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0) break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) { free(buf); snprintf(err, errlen, "read error: %s", strerror(errno)); return -1; }
-    *data = buf;
-    *len = n;
-    return 0;
-}

@@ -13,7 +13,28 @@ enum Fixtures {
         return url
     }
 
+    /// A temporary directory removed when `test` ends.
+    static func scratch(_ test: XCTestCase, _ name: String = "ffprep") -> URL {
+        let url = tempDir(name)
+        test.addTeardownBlock {
+            // Restore permissions a test may have taken away, then remove everything.
+            _ = try? Process.run(URL(fileURLWithPath: "/bin/chmod"), arguments: ["-R", "u+rwX", url.path]).waitUntilExit()
+            try? FileManager.default.removeItem(at: url)
+        }
+        return url
+    }
+
     static var quiet: PrepOptions { PrepOptions(progress: false) }
+
+    /// CRC-32 (PNG chunks, zlib's polynomial).
+    static func crc32(_ bytes: [UInt8]) -> UInt32 {
+        var c: UInt32 = 0xFFFF_FFFF
+        for b in bytes {
+            c ^= UInt32(b)
+            for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
+        }
+        return c ^ 0xFFFF_FFFF
+    }
 
     static func bigEndian(_ v: Int) -> [UInt8] { [UInt8(v >> 24 & 255), UInt8(v >> 16 & 255), UInt8(v >> 8 & 255), UInt8(v & 255)] }
 
@@ -135,10 +156,10 @@ enum Fixtures {
         return (images, labels)
     }
 
-    /// Files of a directory with their bytes.
+    /// Files of a directory with their bytes (hidden files such as the lock excluded).
     static func snapshot(_ dir: URL) -> [String: Data] {
         var out: [String: Data] = [:]
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? [] {
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? [] where !name.hasPrefix(".") {
             out[name] = FileManager.default.contents(atPath: dir.appendingPathComponent(name).path)
         }
         return out

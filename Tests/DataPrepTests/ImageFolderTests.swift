@@ -98,7 +98,7 @@ final class ImageFolderTests: XCTestCase {
         // The JPEG decodes at 1/4 scale (64 x 80) when 64 is requested.
         var img = ffio_image()
         var err = [CChar](repeating: 0, count: 256)
-        XCTAssertEqual(ffio_image_load(cls.appendingPathComponent("big.jpg").path, 64, &img, &err, 256), 0)
+        XCTAssertEqual(ffio_image_load(cls.appendingPathComponent("big.jpg").path, 64, nil, &img, &err, 256), 0)
         XCTAssertEqual([img.width, img.height, img.src_width, img.src_height], [64, 80, 256, 320])
         ffio_free(img.pixels)
         let out = Fixtures.tempDir()

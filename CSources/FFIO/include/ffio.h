@@ -91,36 +91,60 @@ typedef struct {
     int src_width, src_height; /* size before any DCT scaling */
 } ffio_image;
 
+/* Bounds on one image (0 = default). Declared sizes are checked before any pixel memory is
+ * allocated; the default pixel limit is PIL's MAX_IMAGE_PIXELS (2^30 / 4 / 3). */
+#define FFIO_DEFAULT_MAX_PIXELS 89478485ull
+#define FFIO_DEFAULT_MAX_FILE_BYTES (1ull << 30)
+typedef struct {
+    uint64_t max_pixels;     /* declared width * height */
+    uint64_t max_file_bytes; /* size of the file on disk */
+} ffio_image_limits;
+
 /* Decodes a PNG or JPEG (told apart by signature, not by name) to 8-bit RGB. Grayscale and
  * palette images become RGB, 16-bit samples are scaled to 8 bits, alpha is dropped, CMYK
  * JPEGs are converted. EXIF orientation is ignored. For JPEGs whose shorter side is at
  * least 2 * min_short, libjpeg's DCT scaling (1/2, 1/4, 1/8) decodes a smaller image whose
- * shorter side stays >= min_short (0 disables). A truncated or corrupt file is an error.
- * Returns 0, or -1 with a reason in `err`. */
-int ffio_image_decode(const uint8_t *data, size_t len, int min_short, ffio_image *out,
-                      char *err, size_t errlen);
-int ffio_image_load(const char *path, int min_short, ffio_image *out, char *err, size_t errlen);
+ * shorter side stays >= min_short (0 disables). A truncated or corrupt file is an error:
+ * every libjpeg warning counts, and so does a progressive JPEG whose scans stop early.
+ * `lim` may be NULL (defaults). Returns 0, or -1 with a reason in `err`. */
+int ffio_image_decode(const uint8_t *data, size_t len, int min_short, const ffio_image_limits *lim,
+                      ffio_image *out, char *err, size_t errlen);
+/* The same from a file, read as a stream (never whole) after checking its size. */
+int ffio_image_load(const char *path, int min_short, const ffio_image_limits *lim, ffio_image *out,
+                    char *err, size_t errlen);
 
 /* Loads an image file, resizes its shorter side to `size` (antialiased) and center-crops
- * to size x size x 3 into `out`. src_w/src_h (may be NULL) receive the original size. */
-int ffio_image_prepare(const char *path, int size, uint8_t *out, int *src_w, int *src_h,
-                       char *err, size_t errlen);
+ * to size x size x 3 into `out`, resizing rows as they are decoded: memory stays a few rows
+ * (a whole image only for interlaced PNGs and progressive JPEGs, within the pixel limit).
+ * JPEGs are DCT-scaled as above and only the needed columns are decoded. src_w/src_h (may
+ * be NULL) receive the declared size. The output equals decode + ffio_resize_center_crop. */
+int ffio_image_prepare(const char *path, int size, const ffio_image_limits *lim, uint8_t *out, int *src_w,
+                       int *src_h, char *err, size_t errlen);
+int ffio_image_prepare_mem(const uint8_t *data, size_t len, int size, const ffio_image_limits *lim,
+                           uint8_t *out, int *src_w, int *src_h, char *err, size_t errlen);
 
-/* PNG encoding (test fixtures, exports). color_type: 0 gray, 2 RGB, 3 palette, 6 RGBA.
- * bit_depth 8 or 16 (16: samples are big-endian uint16 pairs in `pixels`); palette has
- * n_palette RGB triples for color_type 3. */
+/* PNG encoding (test fixtures, exports). color_type: 0 gray, 2 RGB, 3 palette, 4 gray+alpha,
+ * 6 RGBA. bit_depth 8 or 16 (16: samples are big-endian uint16 pairs in `pixels`); palette
+ * has n_palette RGB triples for color_type 3. */
 int ffio_png_write(const char *path, const uint8_t *pixels, int width, int height,
                    int color_type, int bit_depth, const uint8_t *palette, int n_palette);
-/* Baseline JPEG, channels 1 or 3. */
+/* The same, Adam7-interlaced if `interlaced`. */
+int ffio_png_write_ex(const char *path, const uint8_t *pixels, int width, int height, int color_type,
+                      int bit_depth, const uint8_t *palette, int n_palette, int interlaced);
+/* Baseline JPEG (4:2:0), channels 1 or 3. */
 int ffio_jpeg_write(const char *path, const uint8_t *pixels, int width, int height,
                     int channels, int quality);
+/* subsampling 0 (4:4:4), 1 (4:2:2), 2 (4:2:0); progressive uses libjpeg's standard script. */
+int ffio_jpeg_write_ex(const char *path, const uint8_t *pixels, int width, int height, int channels,
+                       int quality, int progressive, int subsampling);
 
 /* ---------------------------------------------------------------------------------------
  * Files: gzip-transparent reading, gzip writing, SHA-256.
  * ------------------------------------------------------------------------------------ */
 /* Reads a whole file; gzip files (one or more members) are decompressed, other files are
- * returned as they are. *data is freed with ffio_free. */
-int ffio_read_file(const char *path, uint8_t **data, size_t *len);
+ * returned as they are. More than max_bytes (after decompression) is an error, so a gzip
+ * bomb cannot fill memory. *data is freed with ffio_free. */
+int ffio_read_file(const char *path, uint64_t max_bytes, uint8_t **data, size_t *len);
 int ffio_gzip_write(const char *path, const uint8_t *data, size_t len);
 
 typedef struct {
@@ -142,19 +166,21 @@ int ffio_sha256_file(const char *path, char hex[65]);
 /* Antialiased resample (triangle filter widened by the downscale factor, like an area
  * filter for large factors) of the source rectangle (x0, y0, rw, rh), in source pixel
  * units, to dw x dh. Source pixels outside the image are excluded (edge weights are
- * renormalised). If flip, the output is mirrored horizontally. */
-void ffio_resample(const uint8_t *src, int sw, int sh, int c, double x0, double y0, double rw,
-                   double rh, uint8_t *dst, int dw, int dh, int flip);
+ * renormalised). If flip, the output is mirrored horizontally. Vertical pass first, float
+ * in between, rounded once. Returns 0, or -1 (invalid size, out of memory). */
+int ffio_resample(const uint8_t *src, int sw, int sh, int c, double x0, double y0, double rw,
+                  double rh, uint8_t *dst, int dw, int dh, int flip);
 /* Resize the shorter side to `size` (longer side rounded) and center-crop size x size. */
-void ffio_resize_center_crop(const uint8_t *src, int sw, int sh, int c, int size, uint8_t *dst);
+int ffio_resize_center_crop(const uint8_t *src, int sw, int sh, int c, int size, uint8_t *dst);
 
 /* One HWC uint8 image -> CHW float: out = pixel * scale[ch] + bias[ch], where the output
  * window starts at (top, left) in the source and may lie partly outside it (outside
  * pixels read as 0: zero padding). If flip, the window is mirrored horizontally. */
 void ffio_crop_normalize(const uint8_t *src, int h, int w, int c, int top, int left, int oh,
                          int ow, int flip, const float *scale, const float *bias, float *dst);
-/* Resample a rectangle to oh x ow (uint8, via ffio_resample) then normalize like above. */
-void ffio_resample_normalize(const uint8_t *src, int h, int w, int c, double x0, double y0,
+/* Resample a rectangle to oh x ow (uint8, via ffio_resample) then normalize like above;
+ * 0 or -1 as ffio_resample. */
+int ffio_resample_normalize(const uint8_t *src, int h, int w, int c, double x0, double y0,
                              double rw, double rh, int oh, int ow, int flip,
                              const float *scale, const float *bias, float *dst);
 /* Per-channel sum and sum of squares over n pixels of an HWC image block (exact). */

@@ -136,6 +136,7 @@ public final class ShardLoader: BatchProvider {
             try store.read(locals, into: staging!)
         }
         defer { staging?.deallocate() }
+        var failed = false
         scale.withUnsafeBufferPointer { sc in
             bias.withUnsafeBufferPointer { bi in
                 for (i, l) in locals.enumerated() {
@@ -147,11 +148,14 @@ public final class ShardLoader: BatchProvider {
                         ffio_crop_normalize(src, Int32(h), Int32(w), Int32(c), Int32(top), Int32(left), Int32(oh), Int32(ow),
                                             flip ? 1 : 0, sc.baseAddress, bi.baseAddress, dst)
                     case let .resample(x0, y0, rw, rh, flip):
-                        ffio_resample_normalize(src, Int32(h), Int32(w), Int32(c), x0, y0, rw, rh, Int32(oh), Int32(ow),
-                                                flip ? 1 : 0, sc.baseAddress, bi.baseAddress, dst)
+                        if ffio_resample_normalize(src, Int32(h), Int32(w), Int32(c), x0, y0, rw, rh, Int32(oh), Int32(ow),
+                                                   flip ? 1 : 0, sc.baseAddress, bi.baseAddress, dst) != 0 { failed = true }
                     }
                 }
             }
+        }
+        if failed {
+            throw FFError(.io, "Cannot resample images of \(directory.path): \(String(cString: ffio_last_error())).", file: directory)
         }
         return Batch(images: out, labels: locals.map { store.labels[$0] })
     }

@@ -73,7 +73,7 @@ final class CIFARSource: ItemSource {
         var records: [UInt8] = []
         var trainCount = 0
         for (k, f) in (trainFiles + testFiles).enumerated() {
-            let data = files.removeValue(forKey: f)!
+            guard let data = files.removeValue(forKey: f) else { continue }
             guard data.count % recordSize == 0, !data.isEmpty else {
                 throw FFError(.source, "\(source.path): \(f) has \(data.count) bytes, not a multiple of the \(recordSize)-byte "
                     + "record; the file is truncated or not the binary version. Download \(archive) again.", file: source)
@@ -109,6 +109,9 @@ final class CIFARSource: ItemSource {
         return try Converter.run(plan, source: src, output: output, options: options)
     }
 
+    /// Largest archive (decompressed) or file accepted; the CIFAR archives hold under 200 MB.
+    static let maxArchiveBytes: UInt64 = 1 << 30
+
     /// Reads the wanted files (by base name) from a .tar.gz/.tar archive or a folder (the
     /// files directly inside it or inside one subfolder).
     static func gather(_ source: URL, wanted: [String], dataset: String, expected: String) throws -> [String: [UInt8]] {
@@ -121,7 +124,7 @@ final class CIFARSource: ItemSource {
         if !isDir.boolValue {
             var data: UnsafeMutablePointer<UInt8>? = nil
             var len = 0
-            guard ffio_read_file(source.path, &data, &len) == 0, let d = data else {
+            guard ffio_read_file(source.path, maxArchiveBytes, &data, &len) == 0, let d = data else {
                 throw FFError(.source, "Cannot read \(source.path): \(String(cString: ffio_last_error())). Download it again.", file: source)
             }
             let bytes = Array(UnsafeBufferPointer(start: d, count: len))
@@ -144,8 +147,13 @@ final class CIFARSource: ItemSource {
         for dir in dirs {
             for name in ((try? fm.contentsOfDirectory(atPath: dir.path)) ?? []) where out[name] == nil {
                 if wanted.contains(name) {
-                    guard let data = fm.contents(atPath: dir.appendingPathComponent(name).path) else {
-                        throw FFError(.source, "Cannot read \(dir.appendingPathComponent(name).path).", file: dir)
+                    let file = dir.appendingPathComponent(name)
+                    if let size = AtomicFile.size(of: file), UInt64(size) > maxArchiveBytes {
+                        throw FFError(.source, "\(file.path) has \(size) bytes, far more than a CIFAR file; it is not "
+                            + "the binary version.", file: file)
+                    }
+                    guard let data = fm.contents(atPath: file.path) else {
+                        throw FFError(.source, "Cannot read \(file.path).", file: dir)
                     }
                     out[name] = Array(data)
                 } else {

@@ -1,4 +1,5 @@
 import FFEngine
+import FFIO
 import Foundation
 
 /// Options shared by all converters (`repro prep ...` flags).
@@ -22,6 +23,9 @@ public struct PrepOptions {
     public var classList: URL?
     /// Replace an existing conversion made with different options.
     public var force: Bool
+    /// Images declaring more pixels than this are refused before decoding (decompression
+    /// bombs); the default is PIL's MAX_IMAGE_PIXELS.
+    public var maxImagePixels: UInt64
     /// Show progress lines on stderr.
     public var progress: Bool
     /// Tests only: stop with an error at a chosen point, as if the process were killed.
@@ -36,7 +40,8 @@ public struct PrepOptions {
 
     public init(val: Int? = nil, seed: UInt64 = 0, size: Int? = nil, maxBad: Double = 0.001, threads: Int = 0,
                 shardBytes: Int = 256 << 20, name: String? = nil, classList: URL? = nil, force: Bool = false,
-                progress: Bool = true, testingFailure: TestingFailure? = nil) {
+                maxImagePixels: UInt64 = PrepOptions.defaultMaxImagePixels, progress: Bool = true,
+                testingFailure: TestingFailure? = nil) {
         self.val = val
         self.seed = seed
         self.size = size
@@ -46,11 +51,44 @@ public struct PrepOptions {
         self.name = name
         self.classList = classList
         self.force = force
+        self.maxImagePixels = maxImagePixels
         self.progress = progress
         self.testingFailure = testingFailure
     }
 
     var threadCount: Int { threads > 0 ? threads : ProcessInfo.processInfo.activeProcessorCount }
+
+    public static let defaultMaxImagePixels = UInt64(FFIO_DEFAULT_MAX_PIXELS)
+    /// Allowed ranges (each check names the flag, the value and the range).
+    public static let sizeRange = 1...4096
+    public static let maxThreads = 256
+    public static let shardBytesRange = 1...(4 << 30)
+    public static let maxImagePixelsRange: ClosedRange<UInt64> = 1...(1 << 34)
+
+    /// Rejects values that cannot work, before anything is read or written.
+    public func validate() throws {
+        if let size = size, !PrepOptions.sizeRange.contains(size) {
+            throw FFError(.invalidArgument, "--size \(size) is outside \(PrepOptions.sizeRange.lowerBound)..."
+                + "\(PrepOptions.sizeRange.upperBound) (the stored side length in pixels, e.g. 64 or 256).")
+        }
+        if threads < 0 || threads > PrepOptions.maxThreads {
+            throw FFError(.invalidArgument, "--threads \(threads) is outside 0...\(PrepOptions.maxThreads) (0 = all cores).")
+        }
+        if !PrepOptions.shardBytesRange.contains(shardBytes) {
+            throw FFError(.invalidArgument, "The shard size of \(shardBytes) bytes is outside 1 byte...4096 MiB (--shard-mb); "
+                + "two shards are held in memory while converting.")
+        }
+        if !(maxBad >= 0 && maxBad <= 1) {
+            throw FFError(.invalidArgument, "--max-bad \(maxBad * 100)% is outside 0...100%.")
+        }
+        if let v = val, v < 0 { throw FFError(.invalidArgument, "--val \(v) must be at least 0.") }
+        if !PrepOptions.maxImagePixelsRange.contains(maxImagePixels) {
+            throw FFError(.invalidArgument, "--max-image-pixels \(maxImagePixels) is outside 1...\(PrepOptions.maxImagePixelsRange.upperBound).")
+        }
+        if let n = name, n.isEmpty || n.contains("/") || n.contains("\n") {
+            throw FFError(.invalidArgument, "--name '\(n)' must be a non-empty name without '/' or line breaks.")
+        }
+    }
 }
 
 /// What a conversion did.
@@ -87,39 +125,46 @@ public enum DataPrep {
     }
 
     public static func mnist(source: URL, output: URL, options: PrepOptions = PrepOptions()) throws -> PrepResult {
-        try IDXSource.convert(variant: .mnist, source: source, output: output, options: options)
+        try options.validate()
+        return try IDXSource.convert(variant: .mnist, source: source, output: output, options: options)
     }
 
     /// `source` nil uses /usr/share/datasets/fashion-mnist.
     public static func fashionMNIST(source: URL? = nil, output: URL, options: PrepOptions = PrepOptions()) throws -> PrepResult {
-        try IDXSource.convert(variant: .fashion, source: source ?? defaultFashionMNISTSource, output: output, options: options)
+        try options.validate()
+        return try IDXSource.convert(variant: .fashion, source: source ?? defaultFashionMNISTSource, output: output, options: options)
     }
 
     /// `source`: cifar-10-binary.tar.gz or its extracted folder.
     public static func cifar10(source: URL, output: URL, options: PrepOptions = PrepOptions()) throws -> PrepResult {
-        try CIFARSource.convert(hundred: false, source: source, output: output, options: options)
+        try options.validate()
+        return try CIFARSource.convert(hundred: false, source: source, output: output, options: options)
     }
 
     /// `source`: cifar-100-binary.tar.gz or its extracted folder. Stores `labels` (fine)
     /// and `coarse_labels`.
     public static func cifar100(source: URL, output: URL, options: PrepOptions = PrepOptions()) throws -> PrepResult {
-        try CIFARSource.convert(hundred: true, source: source, output: output, options: options)
+        try options.validate()
+        return try CIFARSource.convert(hundred: true, source: source, output: output, options: options)
     }
 
     /// ROOT/<class>/*.{png,jpg,jpeg}, or ROOT/{train,val,test}/<class>/... (see FORMAT.md).
     /// Requires `options.size`.
     public static func imageFolder(source: URL, output: URL, options: PrepOptions) throws -> PrepResult {
-        try ImageFolderSource.convertFolder(source: source, output: output, options: options)
+        try options.validate()
+        return try ImageFolderSource.convertFolder(source: source, output: output, options: options)
     }
 
     /// ILSVRC-2012 root with train/<wnid>/ and val/<wnid>/, restricted to the ImageNet-100
     /// classes; the official val becomes `test`. Default size 256.
     public static func imagenet100(source: URL, output: URL, options: PrepOptions = PrepOptions()) throws -> PrepResult {
-        try ImageFolderSource.convertImageNet100(source: source, output: output, options: options)
+        try options.validate()
+        return try ImageFolderSource.convertImageNet100(source: source, output: output, options: options)
     }
 
     /// tiny-imagenet-200 as distributed; the official val becomes `test`. Default size 64.
     public static func tinyImagenet(source: URL, output: URL, options: PrepOptions = PrepOptions()) throws -> PrepResult {
-        try TinyImageNetSource.convert(source: source, output: output, options: options)
+        try options.validate()
+        return try TinyImageNetSource.convert(source: source, output: output, options: options)
     }
 }

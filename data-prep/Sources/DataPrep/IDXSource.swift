@@ -51,10 +51,13 @@ final class IDXSource: ItemSource {
         return n.replacingOccurrences(of: ".", with: "-")
     }
 
+    /// Largest IDX file accepted (MNIST's training images are 47 MB).
+    static let maxFileBytes: UInt64 = 1 << 30
+
     static func load(_ url: URL) throws -> [UInt8] {
         var data: UnsafeMutablePointer<UInt8>? = nil
         var len = 0
-        guard ffio_read_file(url.path, &data, &len) == 0, let d = data else {
+        guard ffio_read_file(url.path, maxFileBytes, &data, &len) == 0, let d = data else {
             throw FFError(.source, "Cannot read \(url.path): \(String(cString: ffio_last_error())). Download the file again.", file: url)
         }
         defer { ffio_free(d) }
@@ -73,7 +76,20 @@ final class IDXSource: ItemSource {
                 + "starts \(b.prefix(4).map { String(format: "%02x", $0) }.joined(separator: " ")), expected 00 00 08 0\(rank)).", file: url)
         }
         let dims = (0..<rank).map { bigEndian(b, 4 + 4 * $0) }
-        let want = dims.reduce(1, *)
+        // Sizes come from the file: multiply without trapping on overflow.
+        var want = 1
+        for d in dims {
+            let (p, overflow) = want.multipliedReportingOverflow(by: d)
+            guard !overflow else {
+                throw FFError(.source, "\(url.path) declares dimensions \(dims), whose product overflows; the header is "
+                    + "damaged. Download the file again.", file: url)
+            }
+            want = p
+        }
+        if rank == 3, dims[1] < 1 || dims[2] < 1 || dims[1] > 4096 || dims[2] > 4096 {
+            throw FFError(.source, "\(url.path) declares \(dims[1])x\(dims[2]) images; expected sides of 1...4096 "
+                + "(28x28 for MNIST). The header is damaged.", file: url)
+        }
         guard b.count - header == want else {
             throw FFError(.source, "\(url.path) should hold \(want) bytes of data for dimensions \(dims) but has "
                 + "\(b.count - header): the file is truncated or damaged. Download it again.", file: url)

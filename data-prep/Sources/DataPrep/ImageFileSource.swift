@@ -3,26 +3,32 @@ import FFIO
 import Foundation
 
 /// Image files (PNG/JPEG) decoded with libpng/libjpeg-turbo, resized so the shorter side is
-/// `size` and center-cropped to size x size RGB.
+/// `size` and center-cropped to size x size RGB, row by row as they are decoded.
 final class ImageFileSource: ItemSource {
     let imageSize: [Int]
     let labelKeys = ["labels"]
     let size: Int
-    private(set) var paths: [String] = []
+    let limits: ffio_image_limits
+    private(set) var paths: [FSPath] = []
     private(set) var names: [String] = []
     private(set) var labelValues: [Int32] = []
+    /// Items known to be unreadable before decoding (broken links), with the reason.
+    private(set) var preset: [Int: String] = [:]
 
-    init(size: Int) {
+    init(size: Int, maxPixels: UInt64) {
         self.size = size
         imageSize = [size, size, 3]
+        limits = ffio_image_limits(max_pixels: maxPixels, max_file_bytes: 0)
     }
 
-    /// Appends a file; returns its item number.
+    /// Appends a file; returns its item number. `failure` marks a file already known to be
+    /// unreadable (it is reported like one that fails to decode).
     @discardableResult
-    func add(path: String, name: String, label: Int) -> Int {
+    func add(path: FSPath, name: String, label: Int, failure: String? = nil) -> Int {
         paths.append(path)
         names.append(name)
         labelValues.append(Int32(label))
+        if let f = failure { preset[paths.count - 1] = f }
         return paths.count - 1
     }
 
@@ -30,18 +36,22 @@ final class ImageFileSource: ItemSource {
     func name(of item: Int) -> String { names[item] }
 
     func decode(_ item: Int, into out: UnsafeMutablePointer<UInt8>) -> String? {
+        if let f = preset[item] { return f }
         var err = [CChar](repeating: 0, count: 512)
-        let rc = ffio_image_prepare(paths[item], Int32(size), out, nil, nil, &err, err.count)
+        var lim = limits
+        let rc = paths[item].withCString { ffio_image_prepare($0, Int32(size), &lim, out, nil, nil, &err, err.count) }
         return rc == 0 ? nil : String(cString: err)
     }
 }
 
-/// Directory listing helpers for image trees.
+/// Listing helpers for image trees.
 enum ImageTree {
     static let extensions: Set<String> = ["png", "jpg", "jpeg"]
 
-    static func isImageName(_ name: String) -> Bool {
-        extensions.contains((name as NSString).pathExtension.lowercased())
+    static func isImageName(_ name: FSPath) -> Bool {
+        guard let dot = name.bytes.lastIndex(of: UInt8(ascii: ".")) else { return false }
+        let ext = String(decoding: name.bytes[(dot + 1)...], as: UTF8.self).lowercased()
+        return extensions.contains(ext)
     }
 
     /// Byte-wise order, independent of locale.
@@ -49,54 +59,114 @@ enum ImageTree {
         names.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
     }
 
-    static func isDirectory(_ url: URL) -> Bool {
-        var d: ObjCBool = false
-        return FileManager.default.fileExists(atPath: url.path, isDirectory: &d) && d.boolValue
-    }
+    static func isDirectory(_ url: URL) -> Bool { FileTree.isDirectory(FSPath(url.path)) }
 
-    /// Visible subdirectories of `url`, sorted.
-    static func subdirectories(_ url: URL) -> [String] {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: url.path)) ?? []
-        return sorted(names.filter { !$0.hasPrefix(".") && isDirectory(url.appendingPathComponent($0)) })
-    }
-
-    /// Image files below `dir` (recursively, hidden entries skipped) as paths relative to
-    /// `dir`, sorted; `ignored` counts other regular files.
-    static func images(in folder: URL) -> (files: [String], ignored: Int) {
-        var files: [String] = []
-        var ignored = 0
-        // Class folders are often symbolic links into a shared copy of the dataset.
-        let dir = folder.resolvingSymlinksInPath()
-        let base = dir.standardizedFileURL.path
-        guard let e = FileManager.default.enumerator(at: dir, includingPropertiesForKeys: [.isRegularFileKey],
-                                                     options: [.skipsHiddenFiles]) else { return ([], 0) }
-        for case let url as URL in e {
-            guard (try? url.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true else { continue }
-            let path = url.standardizedFileURL.path
-            let rel = path.hasPrefix(base + "/") ? String(path.dropFirst(base.count + 1)) : url.lastPathComponent
-            if isImageName(rel) { files.append(rel) } else { ignored += 1 }
+    /// Class folders of `root` (visible subfolders, links followed), in byte order. An entry
+    /// that cannot be examined (a broken link) is an error: it may be a class.
+    static func classFolders(_ root: FSPath) throws -> [FSPath] {
+        var out: [FSPath] = []
+        for e in try FileTree.entries(root) {
+            switch e.kind {
+            case .directory: out.append(e.name)
+            case .unreadable(let why):
+                throw FFError(.source, "\(root.appending(e.name).display) cannot be examined (\(why)); it may be a "
+                    + "class folder. Fix or remove it.", path: root.appending(e.name).display)
+            default: continue
+            }
         }
-        return (sorted(files), ignored)
+        return out
+    }
+
+    /// What the image listing noticed, for the end-of-listing note.
+    struct Notes {
+        var ignored = 0
+        var nonUTF8 = 0
+        var loops: [String] = []
+        var emptyClasses: [String] = []
+
+        mutating func add(_ other: Notes) {
+            ignored += other.ignored
+            nonUTF8 += other.nonUTF8
+            loops += other.loops
+            emptyClasses += other.emptyClasses
+        }
+    }
+
+    /// Adds every image below `dir` with `label`; names are `namePrefix` + relative path.
+    static func addImages(in dir: FSPath, label: Int, to source: ImageFileSource, namePrefix: String,
+                          notes: inout Notes) throws -> [Int] {
+        let found = try FileTree.files(below: dir, wanted: isImageName)
+        notes.ignored += found.ignored
+        notes.loops += found.loops.map { namePrefix + $0.display }
+        var items: [Int] = []
+        var listed: [(FSPath, String?)] = found.files.map { ($0, nil) } + found.unreadable.map { ($0.0, $0.1) }
+        listed.sort { $0.0.bytes.lexicographicallyPrecedes($1.0.bytes) }
+        for (rel, failure) in listed {
+            if !rel.isUTF8 { notes.nonUTF8 += 1 }
+            items.append(source.add(path: dir.appending(rel), name: namePrefix + rel.display, label: label, failure: failure))
+        }
+        return items
     }
 
     /// Adds every image under root/<class>/ for the given classes (label = position in
-    /// `classes`); returns the item numbers and the count of ignored non-image files.
-    static func addClassFolders(_ root: URL, classes: [String], to source: ImageFileSource, namePrefix: String) -> ([Int], Int) {
+    /// `classes`). Classes without images are noted (`emptyClasses`).
+    static func addClassFolders(_ root: FSPath, classes: [FSPath], to source: ImageFileSource, namePrefix: String,
+                                notes: inout Notes) throws -> [Int] {
         var items: [Int] = []
-        var ignored = 0
         for (label, cls) in classes.enumerated() {
-            let dir = root.appendingPathComponent(cls)
-            let (files, ign) = images(in: dir)
-            ignored += ign
-            for f in files {
-                items.append(source.add(path: dir.appendingPathComponent(f).path, name: "\(namePrefix)\(cls)/\(f)", label: label))
-            }
+            let got = try addImages(in: root.appending(cls), label: label, to: source,
+                                    namePrefix: "\(namePrefix)\(cls.display)/", notes: &notes)
+            if got.isEmpty { notes.emptyClasses.append(namePrefix + cls.display) }
+            items += got
         }
-        return (items, ignored)
+        return items
     }
 
-    static func noteIgnored(_ count: Int, options: PrepOptions) {
-        guard count > 0, options.progress else { return }
-        FileHandle.standardError.write(Data("Ignored \(count) files that are not .png/.jpg/.jpeg.\n".utf8))
+    static func printNotes(_ n: Notes, options: PrepOptions) {
+        guard options.progress else { return }
+        var lines: [String] = []
+        if n.ignored > 0 { lines.append("Ignored \(n.ignored) files that are not .png/.jpg/.jpeg.") }
+        if n.nonUTF8 > 0 {
+            lines.append("\(n.nonUTF8) file names are not valid UTF-8; they are converted and named with \\xNN escapes.")
+        }
+        if !n.loops.isEmpty {
+            lines.append("Not followed (linked folders that lead back to a parent): " + n.loops.prefix(5).joined(separator: ", "))
+        }
+        if !n.emptyClasses.isEmpty {
+            lines.append("Class folders without images: " + n.emptyClasses.prefix(10).joined(separator: ", ")
+                + (n.emptyClasses.count > 10 ? ", ... (\(n.emptyClasses.count))" : ""))
+        }
+        if !lines.isEmpty { FileHandle.standardError.write(Data((lines.joined(separator: "\n") + "\n").utf8)) }
+    }
+
+    /// Class names must be plain folder names: no separators, not "." or "..".
+    static func checkClassName(_ name: String, file: URL, line: Int) throws {
+        if name.isEmpty || name == "." || name == ".." || name.contains("/") || name.contains("\0") {
+            throw FFError(.source, "\(file.path) line \(line): '\(name)' is not a class folder name (no '/', not '.' "
+                + "or '..').", file: file)
+        }
+    }
+
+    /// A list file of class names, one per line (blank lines skipped): each a plain folder
+    /// name, none twice.
+    static func readClassList(_ file: URL, what: String) throws -> [String] {
+        guard let text = try? String(contentsOf: file, encoding: .utf8) else {
+            throw FFError(.missing, "Cannot read \(what) \(file.path) (missing, unreadable or not UTF-8 text).", file: file)
+        }
+        var seen: [String: Int] = [:]
+        var out: [String] = []
+        for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let name = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+            if name.isEmpty { continue }
+            try checkClassName(name, file: file, line: i + 1)
+            if let first = seen[name] {
+                throw FFError(.source, "\(file.path) lists class \(name) twice (lines \(first) and \(i + 1)); every image "
+                    + "of it would be stored twice under two labels. Remove the duplicate line.", file: file)
+            }
+            seen[name] = i + 1
+            out.append(name)
+        }
+        if out.isEmpty { throw FFError(.source, "\(file.path) lists no classes.", file: file) }
+        return out
     }
 }

@@ -9,38 +9,52 @@ enum ImageFolderSource {
     /// Layout rule: if ROOT's subfolders are only train/val/test and train/ is among them,
     /// they are splits; otherwise ROOT's subfolders are the classes (all training data).
     static func convertFolder(source: URL, output: URL, options: PrepOptions) throws -> PrepResult {
-        guard let size = options.size, size > 0 else {
+        guard let size = options.size else {
             throw FFError(.invalidArgument, "imagefolder needs --size N (the stored side length, e.g. 64 or 256).")
         }
         let dataset = options.name ?? source.standardizedFileURL.lastPathComponent
         guard ImageTree.isDirectory(source) else { throw SourceProblem.error("imagefolder", source, expected: expected) }
-        let top = ImageTree.subdirectories(source)
+        let root = FSPath(source.path)
+        let top = try FileTree.subdirectories(root).map(\.display)
         let splitLayout = top.contains("train") && top.allSatisfy { ShardFormat.splits.contains($0) }
-        let trainRoot = splitLayout ? source.appendingPathComponent("train") : source
-        let classes = ImageTree.subdirectories(trainRoot)
-        guard !classes.isEmpty else {
-            throw SourceProblem.error("imagefolder", source, expected: expected, hint: "No class folders were found in \(trainRoot.path).")
+        let trainRoot = splitLayout ? root.appending("train") : root
+        let classDirs = try ImageTree.classFolders(trainRoot)
+        guard !classDirs.isEmpty else {
+            throw SourceProblem.error("imagefolder", source, expected: expected, hint: "No class folders were found in \(trainRoot.display).")
         }
-        let src = ImageFileSource(size: size)
-        var (trainItems, ignored) = ImageTree.addClassFolders(trainRoot, classes: classes, to: src,
-                                                               namePrefix: splitLayout ? "train/" : "")
+        let classes = try distinctNames(classDirs, in: trainRoot)
+        let src = ImageFileSource(size: size, maxPixels: options.maxImagePixels)
+        var notes = ImageTree.Notes()
+        var trainItems = try ImageTree.addClassFolders(trainRoot, classes: classDirs, to: src,
+                                                       namePrefix: splitLayout ? "train/" : "", notes: &notes)
         guard !trainItems.isEmpty else {
             throw SourceProblem.error("imagefolder", source, expected: expected,
-                                      hint: "The class folders of \(trainRoot.path) contain no .png/.jpg/.jpeg files.")
+                                      hint: "The class folders of \(trainRoot.display) contain no .png/.jpg/.jpeg files.")
+        }
+        if !notes.emptyClasses.isEmpty {
+            throw FFError(.source, "Class folders without any image: \(notes.emptyClasses.prefix(10).joined(separator: ", "))"
+                + "\(notes.emptyClasses.count > 10 ? ", ..." : ""). Each would still become a class (a label that no "
+                + "image has). Remove them, or add their images.", file: source)
         }
         var official: [String: [Int]] = [:]
         for split in ["val", "test"] where splitLayout && top.contains(split) {
-            let root = source.appendingPathComponent(split)
-            let unknown = ImageTree.subdirectories(root).filter { !classes.contains($0) }
+            let splitRoot = root.appending(split)
+            let unknown = try ImageTree.classFolders(splitRoot).map(\.display).filter { !classes.contains($0) }
             if !unknown.isEmpty {
-                throw SourceProblem.error("imagefolder", source, expected: expected, hint: "\(root.path) has class folders "
+                throw SourceProblem.error("imagefolder", source, expected: expected, hint: "\(splitRoot.display) has class folders "
                     + "that train/ lacks: \(unknown.prefix(5).joined(separator: ", ")).")
             }
-            let (items, ign) = ImageTree.addClassFolders(root, classes: classes, to: src, namePrefix: "\(split)/")
+            let present = Set(try ImageTree.classFolders(splitRoot))
+            var items: [Int] = []
+            var splitNotes = ImageTree.Notes()
+            for (label, cls) in classDirs.enumerated() where present.contains(cls) {
+                items += try ImageTree.addImages(in: splitRoot.appending(cls), label: label, to: src,
+                                                 namePrefix: "\(split)/\(cls.display)/", notes: &splitNotes)
+            }
+            notes.add(splitNotes)
             official[split] = items
-            ignored += ign
         }
-        ImageTree.noteIgnored(ignored, options: options)
+        ImageTree.printNotes(notes, options: options)
         // With both val/ and test/, both are used as they are; with only val/, it is the
         // test split (as for ImageNet) and val is held out from train.
         var valItems: [Int], testItems: [Int], val: Int
@@ -74,19 +88,14 @@ enum ImageFolderSource {
         let size = options.size ?? 256
         let expected = "the ILSVRC-2012 root with train/<wnid>/*.JPEG and val/<wnid>/*.JPEG class folders."
         var wnids = ImageNet100.classes
-        if let list = options.classList {
-            guard let text = try? String(contentsOf: list, encoding: .utf8) else {
-                throw FFError(.missing, "Cannot read the class list \(list.path).", file: list)
-            }
-            wnids = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        }
+        if let list = options.classList { wnids = try ImageTree.readClassList(list, what: "the class list") }
         let classes = ImageTree.sorted(wnids)
         let train = source.appendingPathComponent("train"), valRoot = source.appendingPathComponent("val")
         guard ImageTree.isDirectory(train), ImageTree.isDirectory(valRoot) else {
             throw SourceProblem.error(dataset, source, expected: expected)
         }
         for (root, name) in [(train, "train"), (valRoot, "val")] {
-            let present = Set(ImageTree.subdirectories(root))
+            let present = Set(try ImageTree.classFolders(FSPath(root.path)).map(\.display))
             let missing = classes.filter { !present.contains($0) }
             if !missing.isEmpty {
                 var hint = "\(name)/ lacks \(missing.count) of the \(classes.count) ImageNet-100 classes, e.g. "
@@ -98,10 +107,17 @@ enum ImageFolderSource {
                 throw SourceProblem.error(dataset, source, expected: expected, hint: hint)
             }
         }
-        let src = ImageFileSource(size: size)
-        var (trainItems, ignored) = ImageTree.addClassFolders(train, classes: classes, to: src, namePrefix: "train/")
-        let (testItems, ign2) = ImageTree.addClassFolders(valRoot, classes: classes, to: src, namePrefix: "val/")
-        ImageTree.noteIgnored(ignored + ign2, options: options)
+        let src = ImageFileSource(size: size, maxPixels: options.maxImagePixels)
+        var notes = ImageTree.Notes()
+        let classDirs = classes.map(FSPath.init)
+        var trainItems = try ImageTree.addClassFolders(FSPath(train.path), classes: classDirs, to: src, namePrefix: "train/", notes: &notes)
+        let testItems = try ImageTree.addClassFolders(FSPath(valRoot.path), classes: classDirs, to: src, namePrefix: "val/", notes: &notes)
+        if !notes.emptyClasses.isEmpty {
+            throw FFError(.source, "ImageNet-100 class folders without any image: "
+                + notes.emptyClasses.prefix(10).joined(separator: ", ")
+                + ". The source is incomplete; copy those classes again.", file: source)
+        }
+        ImageTree.printNotes(notes, options: options)
         let defaultVal = DataPrep.defaultVal(dataset, trainCount: trainItems.count)
         let val = options.val ?? defaultVal
         let split = try Holdout.split(trainItems, val: val, seed: options.seed, dataset: dataset)
@@ -115,5 +131,17 @@ enum ImageFolderSource {
             splits: [("train", trainItems), ("val", split.val), ("test", testItems)],
             val: val, seed: options.seed, size: size, shardBytes: options.shardBytes)
         return try Converter.run(plan, source: src, output: output, options: options)
+    }
+
+    /// Display names of class folders, which must stay distinct (names that are not UTF-8
+    /// are shown with \xNN escapes, which could in theory meet a real name).
+    static func distinctNames(_ dirs: [FSPath], in root: FSPath) throws -> [String] {
+        let names = dirs.map(\.display)
+        var seen = Set<String>()
+        for n in names where !seen.insert(n).inserted {
+            throw FFError(.source, "Two class folders of \(root.display) are both shown as '\(n)' (one name is not "
+                + "UTF-8); rename one.", path: root.display)
+        }
+        return names
     }
 }

@@ -11,10 +11,9 @@ enum TinyImageNetSource {
 
     static func convert(source: URL, output: URL, options: PrepOptions) throws -> PrepResult {
         let dataset = "tiny-imagenet"
-        let fm = FileManager.default
         let wnidsURL = source.appendingPathComponent("wnids.txt")
         let annURL = source.appendingPathComponent("val/val_annotations.txt")
-        guard let wnidText = try? String(contentsOf: wnidsURL, encoding: .utf8),
+        guard FileManager.default.fileExists(atPath: wnidsURL.path),
               ImageTree.isDirectory(source.appendingPathComponent("train")) else {
             var hint = ""
             if ImageTree.isDirectory(source.appendingPathComponent("tiny-imagenet-200")) {
@@ -22,8 +21,7 @@ enum TinyImageNetSource {
             }
             throw SourceProblem.error(dataset, source, expected: expected, hint: hint)
         }
-        let classes = ImageTree.sorted(wnidText.split(whereSeparator: \.isNewline)
-            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
+        let classes = ImageTree.sorted(try ImageTree.readClassList(wnidsURL, what: "wnids.txt"))
         let labelOf = Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($1, $0) })
 
         var names = classes
@@ -31,50 +29,71 @@ enum TinyImageNetSource {
             var table: [String: String] = [:]
             for line in words.split(whereSeparator: \.isNewline) {
                 let parts = line.split(separator: "\t", maxSplits: 1).map(String.init)
-                if parts.count == 2, labelOf[parts[0]] != nil { table[parts[0]] = parts[1] }
+                if parts.count == 2, labelOf[parts[0]] != nil, table[parts[0]] == nil { table[parts[0]] = parts[1] }
             }
             names = classes.map { table[$0] ?? $0 }
         }
 
         let size = options.size ?? 64
-        let src = ImageFileSource(size: size)
+        let src = ImageFileSource(size: size, maxPixels: options.maxImagePixels)
         var trainItems: [Int] = []
-        var ignored = 0
-        let trainRoot = source.appendingPathComponent("train")
+        var notes = ImageTree.Notes()
+        let trainRoot = FSPath(source.appendingPathComponent("train").path)
         for (label, wnid) in classes.enumerated() {
-            var dir = trainRoot.appendingPathComponent(wnid).appendingPathComponent("images")
-            if !ImageTree.isDirectory(dir) { dir = trainRoot.appendingPathComponent(wnid) }
-            guard ImageTree.isDirectory(dir) else {
+            var dir = trainRoot.appending(wnid).appending("images")
+            var rel = "train/\(wnid)/images/"
+            if !FileTree.isDirectory(dir) {
+                dir = trainRoot.appending(wnid)
+                rel = "train/\(wnid)/"
+            }
+            guard FileTree.isDirectory(dir) else {
                 throw SourceProblem.error(dataset, source, expected: expected, hint: "train/\(wnid)/images/ is missing.")
             }
-            let (files, ign) = ImageTree.images(in: dir)
-            ignored += ign
-            let rel = dir.path.dropFirst(source.path.count + 1)
-            for f in files { trainItems.append(src.add(path: dir.appendingPathComponent(f).path, name: "\(rel)/\(f)", label: label)) }
+            let got = try ImageTree.addImages(in: dir, label: label, to: src, namePrefix: rel, notes: &notes)
+            if got.isEmpty {
+                throw FFError(.source, "\(dir.display) holds no images; class \(wnid) of wnids.txt would have none. "
+                    + "The source is incomplete; extract tiny-imagenet-200.zip again.", path: dir.display)
+            }
+            trainItems += got
         }
         guard let ann = try? String(contentsOf: annURL, encoding: .utf8) else {
             throw SourceProblem.error(dataset, source, expected: expected, hint: "val/val_annotations.txt is missing.")
         }
-        var testItems: [Int] = []
-        var rows: [(String, Int)] = []
-        for line in ann.split(whereSeparator: \.isNewline) {
-            let f = line.split(separator: "\t").map(String.init)
-            guard f.count >= 2 else { continue }
-            guard let label = labelOf[f[1]] else {
-                throw FFError(.source, "\(annURL.path) labels \(f[0]) with \(f[1]), which is not in wnids.txt; the "
-                    + "files do not belong together.", file: annURL)
-            }
-            rows.append((f[0], label))
-        }
-        for (file, label) in rows.sorted(by: { $0.0.utf8.lexicographicallyPrecedes($1.0.utf8) }) {
-            let path = source.appendingPathComponent("val/images").appendingPathComponent(file)
-            // A listed but absent file is reported like an unreadable one.
-            testItems.append(src.add(path: path.path, name: "val/images/\(file)", label: label))
-        }
-        if !fm.fileExists(atPath: source.appendingPathComponent("val/images").path) {
+        if !ImageTree.isDirectory(source.appendingPathComponent("val/images")) {
             throw SourceProblem.error(dataset, source, expected: expected, hint: "val/images/ is missing.")
         }
-        ImageTree.noteIgnored(ignored, options: options)
+        var testItems: [Int] = []
+        var rows: [(String, Int)] = []
+        var seen: [String: Int] = [:]
+        for (i, line) in ann.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let f = line.split(separator: "\t").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+            if f.allSatisfy(\.isEmpty) { continue }
+            guard f.count >= 2 else {
+                throw FFError(.source, "\(annURL.path) line \(i + 1) has no tab-separated label: '\(line.prefix(80))'.", file: annURL)
+            }
+            // A plain file name inside val/images: no path components, nothing hidden.
+            let file = f[0]
+            if file.isEmpty || file.hasPrefix(".") || file.contains("/") || file.contains("\\") || file.contains("\0") {
+                throw FFError(.source, "\(annURL.path) line \(i + 1) names '\(file)', which is not a file name inside "
+                    + "val/images (no '/', no leading '.'); the annotations are damaged or crafted.", file: annURL)
+            }
+            if let first = seen[file] {
+                throw FFError(.source, "\(annURL.path) lists \(file) twice (lines \(first) and \(i + 1)); the image would be "
+                    + "tested twice. Remove the duplicate line.", file: annURL)
+            }
+            seen[file] = i + 1
+            guard let label = labelOf[f[1]] else {
+                throw FFError(.source, "\(annURL.path) labels \(file) with \(f[1]), which is not in wnids.txt; the "
+                    + "files do not belong together.", file: annURL)
+            }
+            rows.append((file, label))
+        }
+        let valImages = FSPath(source.appendingPathComponent("val/images").path)
+        for (file, label) in rows.sorted(by: { $0.0.utf8.lexicographicallyPrecedes($1.0.utf8) }) {
+            // A listed but absent file is reported like an unreadable one.
+            testItems.append(src.add(path: valImages.appending(file), name: "val/images/\(file)", label: label))
+        }
+        ImageTree.printNotes(notes, options: options)
         let defaultVal = DataPrep.defaultVal(dataset, trainCount: trainItems.count)
         let val = options.val ?? defaultVal
         let split = try Holdout.split(trainItems, val: val, seed: options.seed, dataset: dataset)
