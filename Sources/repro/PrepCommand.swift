@@ -33,23 +33,41 @@ struct PrepFlags: ParsableArguments {
     @Option(name: .customLong("shard-mb"), help: "Upper bound of one shard's image data, in MiB.")
     var shardMB: Double = 256
 
-    @Flag(help: "Replace an existing conversion made with other options.")
+    @Flag(help: "Convert everything again: replace an existing conversion (also one made with other options).")
     var force = false
+
+    @Option(name: .customLong("max-image-pixels"),
+            help: "Refuse images declaring more pixels than this (decompression bombs; default 89478485, as PIL).")
+    var maxImagePixels: UInt64 = PrepOptions.defaultMaxImagePixels
 
     @Flag(help: "No progress lines.")
     var quiet = false
 
     func options(size: Int? = nil) throws -> PrepOptions {
         let text = maxBad.hasSuffix("%") ? String(maxBad.dropLast()) : maxBad
-        guard let pct = Double(text), pct >= 0, pct <= 100 else {
-            throw ValidationError("--max-bad takes a percentage between 0 and 100, e.g. 0.1 or 0.1%.")
+        guard let pct = Double(text), pct.isFinite, pct >= 0, pct <= 100 else {
+            throw FFError(.invalidArgument, "--max-bad '\(maxBad)' is not a percentage between 0 and 100 (e.g. 0.1 or 0.1%).")
         }
-        guard shardMB > 0 else { throw ValidationError("--shard-mb must be positive.") }
-        return PrepOptions(val: val, seed: seed, size: size, maxBad: pct / 100, threads: threads,
-                           shardBytes: max(1, Int(shardMB * 1_048_576)), force: force, progress: !quiet)
+        guard shardMB.isFinite, shardMB > 0, shardMB <= 4096 else {
+            throw FFError(.invalidArgument, "--shard-mb \(shardMB) is outside (0, 4096] MiB (two shards are held in memory "
+                + "while converting).")
+        }
+        _ = try checkedOut()
+        let o = PrepOptions(val: val, seed: seed, size: size, maxBad: pct / 100, threads: threads,
+                            shardBytes: max(1, Int(shardMB * 1_048_576)), force: force,
+                            maxImagePixels: maxImagePixels, progress: !quiet)
+        try o.validate()
+        return o
     }
 
-    var outURL: URL { URL(fileURLWithPath: out, isDirectory: true) }
+    func checkedOut() throws -> URL {
+        guard !out.trimmingCharacters(in: .whitespaces).isEmpty else {
+            throw FFError(.invalidArgument, "--out is empty; give the output directory, e.g. --out data/NAME.")
+        }
+        return URL(fileURLWithPath: (out as NSString).expandingTildeInPath, isDirectory: true)
+    }
+
+    var outURL: URL { URL(fileURLWithPath: (out as NSString).expandingTildeInPath, isDirectory: true) }
 }
 
 func srcURL(_ s: String) -> URL {
@@ -60,7 +78,11 @@ func srcURL(_ s: String) -> URL {
 func reportPrep(_ r: PrepResult) {
     let i = r.index
     if r.alreadyComplete {
-        print("\(r.directory.path) already holds this conversion of \(i.dataset); nothing to do.")
+        print("\(r.directory.path) already holds this conversion of \(i.dataset) (every shard checked); nothing to do.")
+        if !i.skipped.isEmpty {
+            print("\(i.skipped.count) image(s) were skipped as unreadable (listed in index.json); after fixing them, "
+                + "add --force to convert again.")
+        }
         return
     }
     let counts = ShardFormat.splits.compactMap { s in i.splits[s].map { "\(s) \($0.count)" } }.joined(separator: ", ")
@@ -76,7 +98,9 @@ struct PrepMNIST: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "mnist", abstract: "MNIST from the four IDX files (.gz or raw).")
     @Option(help: "Directory with train-images-idx3-ubyte[.gz] and the other three IDX files.") var src: String
     @OptionGroup var flags: PrepFlags
-    func run() throws { reportPrep(try DataPrep.mnist(source: srcURL(src), output: flags.outURL, options: flags.options())) }
+    func run() throws {
+        try Repro.guarded { reportPrep(try DataPrep.mnist(source: srcURL(src), output: flags.outURL, options: flags.options())) }
+    }
 }
 
 struct PrepFashionMNIST: ParsableCommand {
@@ -84,7 +108,9 @@ struct PrepFashionMNIST: ParsableCommand {
     @Option(help: "Directory with the IDX files (default: /usr/share/datasets/fashion-mnist).") var src: String?
     @OptionGroup var flags: PrepFlags
     func run() throws {
-        reportPrep(try DataPrep.fashionMNIST(source: src.map(srcURL), output: flags.outURL, options: flags.options()))
+        try Repro.guarded {
+            reportPrep(try DataPrep.fashionMNIST(source: src.map(srcURL), output: flags.outURL, options: flags.options()))
+        }
     }
 }
 
@@ -92,14 +118,18 @@ struct PrepCIFAR10: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "cifar10", abstract: "CIFAR-10, binary version.")
     @Option(help: "cifar-10-binary.tar.gz or its extracted folder.") var src: String
     @OptionGroup var flags: PrepFlags
-    func run() throws { reportPrep(try DataPrep.cifar10(source: srcURL(src), output: flags.outURL, options: flags.options())) }
+    func run() throws {
+        try Repro.guarded { reportPrep(try DataPrep.cifar10(source: srcURL(src), output: flags.outURL, options: flags.options())) }
+    }
 }
 
 struct PrepCIFAR100: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "cifar100", abstract: "CIFAR-100, binary version (fine and coarse labels).")
     @Option(help: "cifar-100-binary.tar.gz or its extracted folder.") var src: String
     @OptionGroup var flags: PrepFlags
-    func run() throws { reportPrep(try DataPrep.cifar100(source: srcURL(src), output: flags.outURL, options: flags.options())) }
+    func run() throws {
+        try Repro.guarded { reportPrep(try DataPrep.cifar100(source: srcURL(src), output: flags.outURL, options: flags.options())) }
+    }
 }
 
 struct PrepImageFolder: ParsableCommand {
@@ -112,9 +142,11 @@ struct PrepImageFolder: ParsableCommand {
     @Option(help: "Dataset name stored in the index (default: the folder name).") var name: String?
     @OptionGroup var flags: PrepFlags
     func run() throws {
-        var o = try flags.options(size: size)
-        o.name = name
-        reportPrep(try DataPrep.imageFolder(source: srcURL(src), output: flags.outURL, options: o))
+        try Repro.guarded {
+            var o = try flags.options(size: size)
+            o.name = name
+            reportPrep(try DataPrep.imageFolder(source: srcURL(src), output: flags.outURL, options: o))
+        }
     }
 }
 
@@ -126,9 +158,11 @@ struct PrepImageNet100: ParsableCommand {
     @Option(help: "Class list file (default: the built-in list, data-prep/imagenet100.txt).") var classes: String?
     @OptionGroup var flags: PrepFlags
     func run() throws {
-        var o = try flags.options(size: size)
-        o.classList = classes.map(srcURL)
-        reportPrep(try DataPrep.imagenet100(source: srcURL(src), output: flags.outURL, options: o))
+        try Repro.guarded {
+            var o = try flags.options(size: size)
+            o.classList = classes.map(srcURL)
+            reportPrep(try DataPrep.imagenet100(source: srcURL(src), output: flags.outURL, options: o))
+        }
     }
 }
 
@@ -138,7 +172,9 @@ struct PrepTinyImageNet: ParsableCommand {
     @Option(help: "Stored side length.") var size: Int = 64
     @OptionGroup var flags: PrepFlags
     func run() throws {
-        reportPrep(try DataPrep.tinyImagenet(source: srcURL(src), output: flags.outURL, options: flags.options(size: size)))
+        try Repro.guarded {
+            reportPrep(try DataPrep.tinyImagenet(source: srcURL(src), output: flags.outURL, options: flags.options(size: size)))
+        }
     }
 }
 
@@ -156,6 +192,18 @@ struct PrepCheck: ParsableCommand {
     @Option(help: "Label set.") var labels: String = "labels"
 
     func run() throws {
+        try Repro.guarded { try check() }
+    }
+
+    func check() throws {
+        guard batchSize >= 1 && batchSize <= 65536 else {
+            throw FFError(.invalidArgument, "--batch-size \(batchSize) is outside 1...65536.")
+        }
+        guard epochs >= 1 && epochs <= 1000 else { throw FFError(.invalidArgument, "--epochs \(epochs) is outside 1...1000.") }
+        if let s = size, !(1...4096).contains(s) { throw FFError(.invalidArgument, "--size \(s) is outside 1...4096.") }
+        guard ShardFormat.splits.contains(split) else {
+            throw FFError(.invalidArgument, "--split '\(split)' is not one of: \(ShardFormat.splits.joined(separator: ", ")).")
+        }
         let url = URL(fileURLWithPath: dir, isDirectory: true)
         let index = try DatasetIndex.load(directory: url)
         for s in index.splits.keys.sorted() { try index.verify(split: s, directory: url, checksums: true) }
@@ -167,12 +215,12 @@ struct PrepCheck: ParsableCommand {
         case "crop": aug = .randomCrop(size: side, padding: 4, flip: true)
         case "rrc": aug = .randomResizedCrop(size: side, scaleMin: 0.08, flip: true)
         case "center": aug = .centerCrop(size: side)
-        default: throw ValidationError("--augment must be none, crop, rrc or center.")
+        default: throw FFError(.invalidArgument, "--augment '\(augment)' is not one of: none, crop, rrc, center.")
         }
         let loader = try ShardLoader(directory: url, split: split,
                                      options: LoaderOptions(seed: 0, augmentation: aug, labelKey: labels, checksums: .sizesOnly))
         print("Split \(split): \(loader.sampleCount) images -> \(loader.sampleShape), \(loader.isInMemory ? "in memory" : "streamed").")
-        for e in 0..<max(1, epochs) {
+        for e in 0..<epochs {
             let start = Date()
             var n = 0
             var checksum: Float = 0
@@ -182,7 +230,7 @@ struct PrepCheck: ParsableCommand {
                 checksum += b.images[0]
             }
             let t = Date().timeIntervalSince(start)
-            print(String(format: "epoch %d: %d images in %.2f s = %.0f images/s (first-pixel sum %.3f)", e, n, t, Double(n) / t, checksum))
+            print(String(format: "epoch %d: %d images in %.2f s = %.0f images/s (first-pixel sum %.3f)", e, n, t, Double(n) / max(t, 1e-9), checksum))
         }
     }
 }

@@ -16,23 +16,40 @@ struct Repro: ParsableCommand {
         subcommands: [ListCommand.self, ShowCommand.self, RunCommand.self, EvalCommand.self, BenchCommand.self,
                       PrepCommand.self])
 
-    /// Runs `body`, printing an FFError's sentence (not a stack trace) and exiting 1.
+    /// Runs `body`, printing an error's sentence (not a stack trace) and exiting with the
+    /// status of its kind (data-prep/FORMAT.md, "Bad input"): 64 bad arguments, 65 bad data,
+    /// 66 missing input, 74 I/O failure, 75 directory busy, 2 a diverged run.
     static func guarded(_ body: () throws -> Void) throws {
         do {
             try body()
         } catch let e as FFError {
             FileHandle.standardError.write(Data("error: \(e.message)\n".utf8))
-            throw ExitCode(1)
+            throw ExitCode(e.exitCode)
         } catch let e as NonFiniteLoss {
             FileHandle.standardError.write(Data("error: \(e.description)\n".utf8))
             throw ExitCode(2)
+        } catch let e as ExitCode {
+            throw e
+        } catch let e as ValidationError {
+            throw e
+        } catch {
+            FileHandle.standardError.write(Data("error: \((error as NSError).localizedDescription)\n".utf8))
+            throw ExitCode(70)
         }
     }
 }
 
 struct ThreadOptions: ParsableArguments {
-    @Option(help: "Threads for kernels (default: FFREPRO_THREADS or all cores).")
+    @Option(help: "Threads for kernels, 1...256 (default: FFREPRO_THREADS or all cores).")
     var threads: Int?
+
+    static let range = 1...256
+
+    func validate() throws {
+        if let t = threads, !ThreadOptions.range.contains(t) {
+            throw ValidationError("--threads \(t) is outside \(ThreadOptions.range.lowerBound)...\(ThreadOptions.range.upperBound).")
+        }
+    }
 
     func context() -> ComputeContext { ComputeContext(threads: threads ?? 0) }
 }

@@ -70,6 +70,9 @@ public final class HDF5File {
 
     deinit { if id >= 0 { _ = ffio_h5_close(id) } }
 
+    /// False once closed; datasets of a closed file are closed with it.
+    public var isOpen: Bool { id >= 0 }
+
     public func close() throws {
         guard id >= 0 else { return }
         let rc = ffio_h5_close(id)
@@ -209,7 +212,8 @@ public final class HDF5Dataset {
         type = HDF5Type(rawValue: t) ?? .other
     }
 
-    deinit { _ = ffio_h5_dset_close(id) }
+    // After the file is closed its datasets are gone too (ffio_h5_close closes them).
+    deinit { if file.isOpen { _ = ffio_h5_dset_close(id) } }
 
     public var count: Int { shape.reduce(1, *) }
 

@@ -20,6 +20,8 @@ public struct FFError: Error, CustomStringConvertible, LocalizedError, Equatable
         case quality
         /// Operating-system level I/O failure (disk full, permissions).
         case io
+        /// Another process holds the output directory's lock.
+        case busy
     }
 
     public let kind: Kind
@@ -35,6 +37,17 @@ public struct FFError: Error, CustomStringConvertible, LocalizedError, Equatable
 
     public init(_ kind: Kind, _ message: String, file: URL) {
         self.init(kind, message, path: file.path)
+    }
+
+    /// Process exit status for this kind (sysexits.h values), as `repro` uses them.
+    public var exitCode: Int32 {
+        switch kind {
+        case .invalidArgument: return 64  // EX_USAGE
+        case .source, .format, .corrupt, .mismatch, .quality: return 65  // EX_DATAERR
+        case .missing: return 66  // EX_NOINPUT
+        case .io: return 74  // EX_IOERR
+        case .busy: return 75  // EX_TEMPFAIL
+        }
     }
 
     public var description: String { message }

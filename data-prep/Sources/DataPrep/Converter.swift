@@ -7,84 +7,61 @@ import Foundation
 enum Converter {
     static func run(_ plan: ConversionPlan, source: ItemSource, output: URL, options: PrepOptions) throws -> PrepResult {
         let start = Date()
-        let fm = FileManager.default
+        try options.validate()
         let imageSize = source.imageSize
         let imageBytes = imageSize.reduce(1, *)
         let fingerprint = plan.fingerprint(source: source)
-        do {
-            try fm.createDirectory(at: output, withIntermediateDirectories: true)
-        } catch {
-            throw FFError(.io, "Cannot create the output directory \(output.path): \(error.localizedDescription).", file: output)
-        }
+        // One conversion per directory at a time; leftovers of dead processes go.
+        let lock = try DirectoryLock(output, purpose: "repro prep \(plan.dataset)")
+        defer { lock.release() }
+        AtomicFile.removeStaleTemporaries(in: output)
         if let done = try finishedBefore(output, fingerprint: fingerprint, options: options) {
             return PrepResult(directory: output, index: done, imagesWritten: 0, shardsResumed: done.splits.values.reduce(0) { $0 + $1.shards.count },
                               shardsWritten: 0, alreadyComplete: true, seconds: Date().timeIntervalSince(start))
         }
-        try removeStaleFiles(output, plan: plan, imagesPerShard: plan.imagesPerShard(imageBytes: imageBytes))
-
         let perShard = plan.imagesPerShard(imageBytes: imageBytes)
-        var summaries: [String: [(file: String, summary: ShardSummary)]] = [:]
-        var written = 0, resumed = 0, imagesWritten = 0
-        let decoder = ParallelDecoder(source: source, threads: options.threadCount, imageBytes: imageBytes)
+        try removeStaleFiles(output, plan: plan, imagesPerShard: perShard)
+
+        // Shards to keep from an earlier run (same plan, nothing skipped: a skipped image is
+        // retried, since its file may have been fixed) and shards to write.
+        var kept: [String: ShardSummary] = [:]
+        var work: [ShardJob] = []
         for split in plan.splits {
             let shardCount = (split.items.count + perShard - 1) / perShard
-            let progress = Progress("\(plan.dataset) \(split.name)", total: split.items.count, unit: "img",
-                                    enabled: options.progress)
-            var list: [(file: String, summary: ShardSummary)] = []
             for k in 0..<shardCount {
                 let lo = k * perShard, hi = min(lo + perShard, split.items.count)
                 let file = ShardFormat.shardFileName(split: split.name, number: k)
-                let url = output.appendingPathComponent(file)
                 let meta = ShardWriter.Meta(plan: plan, fingerprint: fingerprint, imageSize: imageSize, split: split.name,
                                             number: k, shardCount: shardCount, firstItem: lo, plannedItems: hi - lo)
-                if let s = ShardWriter.existing(url, meta: meta) {
-                    list.append((file, s))
-                    resumed += 1
-                    progress.advance(by: hi - lo)
-                    continue
+                if !options.force, let s = ShardWriter.existing(output.appendingPathComponent(file), meta: meta),
+                   s.skipped.isEmpty {
+                    kept[file] = s
+                } else {
+                    work.append(ShardJob(file: file, meta: meta, items: Array(split.items[lo..<hi])))
                 }
-                if case .afterShards(let n)? = options.testingFailure, written == n {
-                    throw FFError(.io, "Testing: conversion stopped after \(n) new shards.")
-                }
-                let items = Array(split.items[lo..<hi])
-                let buffer = UnsafeMutablePointer<UInt8>.allocate(capacity: max(1, items.count * imageBytes))
-                defer { buffer.deallocate() }
-                let errors = decoder.decode(items, into: buffer) { progress.advance(by: $0) }
-                // Keep decoded images in order, dropping failures.
-                var labels = [[Int32]](repeating: [], count: plan.labelSets.count)
-                var skipped: [DatasetIndex.Skipped] = []
-                var n = 0
-                for (i, item) in items.enumerated() {
-                    if let reason = errors[i] {
-                        skipped.append(.init(path: source.name(of: item), reason: reason))
-                        continue
-                    }
-                    if n != i { (buffer + n * imageBytes).update(from: buffer + i * imageBytes, count: imageBytes) }
-                    for (k, l) in source.labels(of: item).enumerated() { labels[k].append(l) }
-                    n += 1
-                }
-                let c = imageSize[2]
-                var sum = [UInt64](repeating: 0, count: c), sumSq = sum
-                ffio_channel_sums(buffer, Int64(n * imageSize[0] * imageSize[1]), Int32(c), &sum, &sumSq)
-                let summary = ShardSummary(count: n, sum: sum, sumSq: sumSq, skipped: skipped)
-                try ShardWriter.write(url, meta: meta, pixels: buffer, labels: labels, summary: summary)
-                list.append((file, summary))
-                written += 1
-                imagesWritten += n
             }
-            progress.finish()
-            summaries[split.name] = list
         }
+        let written = try writeShards(work, source: source, output: output, imageBytes: imageBytes, plan: plan,
+                                      kept: kept, options: options)
+        var summaries: [String: [(file: String, summary: ShardSummary)]] = [:]
+        for split in plan.splits {
+            let shardCount = (split.items.count + perShard - 1) / perShard
+            summaries[split.name] = (0..<shardCount).compactMap { k in
+                let file = ShardFormat.shardFileName(split: split.name, number: k)
+                return (kept[file] ?? written[file]).map { (file, $0) }
+            }
+        }
+        let imagesWritten = written.values.reduce(0) { $0 + $1.count }
 
-        let all = summaries.values.flatMap { $0 }
-        let skipped = plan.splits.flatMap { s in summaries[s.name]!.flatMap { $0.summary.skipped } }
+        let skipped = plan.splits.flatMap { s in (summaries[s.name] ?? []).flatMap { $0.summary.skipped } }
         let planned = plan.splits.reduce(0) { $0 + $1.items.count }
         let report = BadFileReport(skipped: skipped, total: planned)
         if !skipped.isEmpty && options.progress { report.print() }
         if Double(skipped.count) > options.maxBad * Double(planned) {
             throw FFError(.quality, "\(skipped.count) of \(planned) images (\(report.percent)) could not be read, more than "
                 + "--max-bad \(options.maxBad * 100)% allows; no index was written. Check the source (see the list below) "
-                + "or raise --max-bad. The finished shards are kept, so a rerun only redoes the rest.\n" + report.text, file: output)
+                + "or raise --max-bad. The finished shards are kept, so a rerun only redoes the shards with bad images.\n"
+                + report.text, file: output)
         }
 
         // Channel statistics over the train split, written into every shard.
@@ -92,34 +69,169 @@ enum Converter {
             throw FFError(.source, "The train split of \(plan.dataset) is empty; nothing to compute statistics from.", file: output)
         }
         let (mean, std) = channelStats(train.map(\.summary), pixelsPerImage: imageSize[0] * imageSize[1])
-        var finalized = 0
-        for (file, _) in all.sorted(by: { $0.file < $1.file }) {
-            if case .afterFinalizing(let n)? = options.testingFailure, finalized == n {
-                throw FFError(.io, "Testing: conversion stopped after finalizing \(n) shards.")
-            }
-            try ShardWriter.finalize(output.appendingPathComponent(file), mean: mean, std: std)
-            finalized += 1
+        let files = summaries.values.flatMap { $0.map(\.file) }.sorted()
+        if case .afterFinalizing(let n)? = options.testingFailure, n < files.count {
+            for f in files.prefix(n) { try ShardWriter.finalize(output.appendingPathComponent(f), mean: mean, std: std) }
+            throw FFError(.io, "Testing: conversion stopped after finalizing \(n) shards.")
         }
+        // Finalizing and checksumming are independent per shard (HDF5 calls are serialised
+        // inside FFIO; the SHA-256 pass is not).
+        let sums = try parallelMap(files, threads: options.threadCount) { f -> String in
+            let url = output.appendingPathComponent(f)
+            try ShardWriter.finalize(url, mean: mean, std: std)
+            return try AtomicFile.sha256(of: url)
+        }
+        let digest = Dictionary(uniqueKeysWithValues: zip(files, sums))
 
         var splits: [String: DatasetIndex.Split] = [:]
         for s in plan.splits {
             var shards: [DatasetIndex.Shard] = []
-            for (file, summary) in summaries[s.name]! {
+            for (file, summary) in summaries[s.name] ?? [] {
                 let url = output.appendingPathComponent(file)
                 shards.append(.init(file: file, count: summary.count, bytes: AtomicFile.size(of: url) ?? 0,
-                                    sha256: try AtomicFile.sha256(of: url)))
+                                    sha256: digest[file] ?? ""))
             }
             splits[s.name] = .init(count: shards.reduce(0) { $0 + $1.count }, shards: shards)
         }
         let index = DatasetIndex(
             dataset: plan.dataset, source: plan.source, imageSize: imageSize, channelMean: mean, channelStd: std,
-            labelSets: Dictionary(uniqueKeysWithValues: plan.labelSets.map { ($0.key, $0.names) }), splits: splits,
+            labelSets: Dictionary(plan.labelSets.map { ($0.key, $0.names) }, uniquingKeysWith: { a, _ in a }), splits: splits,
             conversion: .init(command: plan.command, val: plan.val, seed: plan.seed, size: plan.size,
                               shardBytes: plan.shardBytes, fingerprint: fingerprint),
             skipped: skipped)
         try AtomicFile.write(index.encoded(), to: output.appendingPathComponent(ShardFormat.indexFileName))
-        return PrepResult(directory: output, index: index, imagesWritten: imagesWritten, shardsResumed: resumed,
-                          shardsWritten: written, alreadyComplete: false, seconds: Date().timeIntervalSince(start))
+        return PrepResult(directory: output, index: index, imagesWritten: imagesWritten, shardsResumed: kept.count,
+                          shardsWritten: written.count, alreadyComplete: false, seconds: Date().timeIntervalSince(start))
+    }
+
+    struct ShardJob {
+        let file: String
+        let meta: ShardWriter.Meta
+        let items: [Int]
+    }
+
+    /// Decodes shard after shard on the decoding threads while a writer thread compacts,
+    /// sums and writes the previous one (two buffers), so file writes and fsyncs overlap
+    /// decoding. Memory: two shards of pixels.
+    static func writeShards(_ work: [ShardJob], source: ItemSource, output: URL, imageBytes: Int, plan: ConversionPlan,
+                            kept: [String: ShardSummary], options: PrepOptions) throws -> [String: ShardSummary] {
+        guard !work.isEmpty else { return [:] }
+        let largest = work.map(\.items.count).max() ?? 1
+        let buffers = (0..<min(2, work.count)).map { _ in
+            UnsafeMutablePointer<UInt8>.allocate(capacity: max(1, largest * imageBytes))
+        }
+        defer { buffers.forEach { $0.deallocate() } }
+        let free = buffers.map { _ in DispatchSemaphore(value: 1) }
+        let writer = DispatchQueue(label: "ffrepro.prep.writer")
+        let state = WriterState()
+        let decoder = ParallelDecoder(source: source, threads: options.threadCount, imageBytes: imageBytes)
+        var progressBySplit: [String: FFEngine.Progress] = [:]
+        for split in plan.splits {
+            let n = work.filter { $0.meta.split == split.name }.reduce(0) { $0 + $1.items.count }
+            progressBySplit[split.name] = FFEngine.Progress("\(plan.dataset) \(split.name)", total: n, unit: "img",
+                                                   enabled: options.progress && n > 0)
+        }
+        defer { writer.sync {} }
+        var lastSplit: String? = nil
+        for (i, job) in work.enumerated() {
+            if case .afterShards(let n)? = options.testingFailure, i == n {
+                writer.sync {}
+                if let e = state.failure { throw e }
+                throw FFError(.io, "Testing: conversion stopped after \(n) new shards.")
+            }
+            if let last = lastSplit, last != job.meta.split { progressBySplit[last]?.finish() }
+            lastSplit = job.meta.split
+            let slot = i % buffers.count
+            free[slot].wait()
+            if let e = state.failure { free[slot].signal(); throw e }
+            let buffer = SendablePointer(pointer: buffers[slot])
+            let progress = progressBySplit[job.meta.split]
+            let errors = decoder.decode(job.items, into: buffer.pointer) { progress?.advance(by: $0) }
+            let done = free[slot]
+            writer.async {
+                defer { done.signal() }
+                if state.failure != nil { return }
+                do {
+                    state.record(job.file, try write(job, errors: errors, buffer: buffer.pointer, source: source,
+                                                     output: output, imageBytes: imageBytes, plan: plan))
+                } catch {
+                    state.fail(error)
+                }
+            }
+        }
+        writer.sync {}
+        if let last = lastSplit { progressBySplit[last]?.finish() }
+        if let e = state.failure { throw e }
+        return state.results
+    }
+
+    /// What the writer thread reports back, behind a lock.
+    final class WriterState: @unchecked Sendable {
+        private let lock = NSLock()
+        private var _results: [String: ShardSummary] = [:]
+        private var _failure: Error?
+
+        var results: [String: ShardSummary] { lock.lock(); defer { lock.unlock() }; return _results }
+        var failure: Error? { lock.lock(); defer { lock.unlock() }; return _failure }
+        func record(_ file: String, _ s: ShardSummary) { lock.lock(); _results[file] = s; lock.unlock() }
+        func fail(_ e: Error) { lock.lock(); _failure = _failure ?? e; lock.unlock() }
+    }
+
+    /// A shard buffer handed to the writer thread; the semaphore of its slot orders access.
+    struct SendablePointer: @unchecked Sendable { let pointer: UnsafeMutablePointer<UInt8> }
+
+    /// Keeps the decoded images in order (dropping failures), sums them and writes the shard.
+    static func write(_ job: ShardJob, errors: [String?], buffer: UnsafeMutablePointer<UInt8>, source: ItemSource,
+                      output: URL, imageBytes: Int, plan: ConversionPlan) throws -> ShardSummary {
+        let imageSize = source.imageSize
+        var labels = [[Int32]](repeating: [], count: plan.labelSets.count)
+        var skipped: [DatasetIndex.Skipped] = []
+        var n = 0
+        for (i, item) in job.items.enumerated() {
+            if let reason = errors[i] {
+                skipped.append(.init(path: source.name(of: item), reason: reason))
+                continue
+            }
+            if n != i { (buffer + n * imageBytes).update(from: buffer + i * imageBytes, count: imageBytes) }
+            for (k, l) in source.labels(of: item).enumerated() where k < labels.count { labels[k].append(l) }
+            n += 1
+        }
+        let c = imageSize[2]
+        var sum = [UInt64](repeating: 0, count: c), sumSq = sum
+        ffio_channel_sums(buffer, Int64(n * imageSize[0] * imageSize[1]), Int32(c), &sum, &sumSq)
+        let summary = ShardSummary(count: n, sum: sum, sumSq: sumSq, skipped: skipped)
+        try ShardWriter.write(output.appendingPathComponent(job.file), meta: job.meta, pixels: buffer, labels: labels,
+                              summary: summary)
+        return summary
+    }
+
+    /// `body` over `items` on up to `threads` threads, results in order; the first error wins.
+    static func parallelMap<T>(_ items: [String], threads: Int, _ body: (String) throws -> T) throws -> [T] {
+        var results = [T?](repeating: nil, count: items.count)
+        var firstError: Error? = nil
+        let lock = NSLock()
+        var next = 0
+        results.withUnsafeMutableBufferPointer { out in
+            DispatchQueue.concurrentPerform(iterations: max(1, min(threads, items.count))) { _ in
+                while true {
+                    lock.lock()
+                    let i = next
+                    next += 1
+                    let stop = firstError != nil
+                    lock.unlock()
+                    if i >= items.count || stop { return }
+                    do {
+                        out[i] = try body(items[i])
+                    } catch {
+                        lock.lock()
+                        firstError = firstError ?? error
+                        lock.unlock()
+                    }
+                }
+            }
+        }
+        if let e = firstError { throw e }
+        return results.compactMap { $0 }
     }
 
     /// Mean and standard deviation of pixel/255 per channel, from exact integer sums.
@@ -138,16 +250,28 @@ enum Converter {
         return (mean, std)
     }
 
-    /// The existing index if the directory already holds this exact conversion (files
-    /// present with the recorded sizes). Throws if it holds a different one and not --force.
+    /// The existing index if the directory already holds this exact conversion, every shard
+    /// intact (size and SHA-256, as `prep check` verifies). A damaged shard is deleted so it
+    /// is written again. Throws if the directory holds a different conversion and not --force.
     static func finishedBefore(_ output: URL, fingerprint: String, options: PrepOptions) throws -> DatasetIndex? {
         let indexURL = output.appendingPathComponent(ShardFormat.indexFileName)
         guard FileManager.default.fileExists(atPath: indexURL.path) else { return nil }
         let existing = try? DatasetIndex.load(directory: output)
-        if let idx = existing, idx.conversion.fingerprint == fingerprint {
-            let intact = idx.splits.keys.allSatisfy { (try? idx.verify(split: $0, directory: output, checksums: false)) != nil }
-            if intact { return idx }
-        } else if !options.force {
+        if let idx = existing, idx.conversion.fingerprint == fingerprint, !options.force {
+            let shards = idx.splits.values.flatMap(\.shards)
+            let damaged = try parallelMap(shards.map(\.file), threads: options.threadCount) { file -> Bool in
+                let url = output.appendingPathComponent(file)
+                guard let shard = shards.first(where: { $0.file == file }), AtomicFile.size(of: url) == shard.bytes else { return true }
+                return (try? AtomicFile.sha256(of: url)) != shard.sha256
+            }
+            let bad = zip(shards, damaged).filter(\.1).map(\.0.file)
+            if bad.isEmpty { return idx }
+            if options.progress {
+                FileHandle.standardError.write(Data(("\(bad.count) shard(s) do not match index.json (damaged or replaced): "
+                    + bad.prefix(5).joined(separator: ", ") + "; writing them again.\n").utf8))
+            }
+            for f in bad { try? FileManager.default.removeItem(at: output.appendingPathComponent(f)) }
+        } else if existing?.conversion.fingerprint != fingerprint, !options.force {
             throw FFError(.invalidArgument, "\(output.path) already holds a conversion with different options or source "
                 + "data (\(existing?.dataset ?? "unreadable index")). Choose another --out, or add --force to replace it.",
                 file: output)
@@ -169,6 +293,7 @@ enum Converter {
         for name in (try? fm.contentsOfDirectory(atPath: output.path)) ?? [] {
             let ours = ShardFormat.splits.contains { name.hasPrefix($0 + "-") } || name.hasPrefix(ShardFormat.indexFileName)
             guard ours else { continue }
+            // Temporary files of live processes cannot exist here (the directory is locked).
             if AtomicFile.isTemporaryName(name) || (name.hasSuffix(".h5") && !wanted.contains(name)) {
                 try? fm.removeItem(at: output.appendingPathComponent(name))
             }

@@ -73,7 +73,9 @@ enum ShardWriter {
             try AtomicFile.commit(temp, to: url)
         } catch {
             try? FileManager.default.removeItem(at: temp)
-            throw error
+            let why = (error as? FFError)?.message ?? "\(error)"
+            throw FFError(.io, "Cannot write shard \(url.path): \(why) Nothing was left under that name; free space (or "
+                + "fix permissions) and run the same command again: the finished shards are kept.", file: url)
         }
     }
 
