@@ -9,6 +9,12 @@
 
 pthread_mutex_t ffio_h5_mutex = PTHREAD_MUTEX_INITIALIZER;
 
+/* HDF5 closes every open object at exit. After a failed H5Fclose (disk full while flushing)
+ * the file stays registered half-destroyed, and that exit handler crashes (1.10.8). Every
+ * file we write is closed explicitly, so the handler is not needed: turn it off before the
+ * library initialises. */
+__attribute__((constructor)) static void ffio_h5_no_atexit(void) { H5dont_atexit(); }
+
 /* HDF5 keeps the automatic error printer per thread; silence it on each thread once. */
 static __thread int h5_quiet;
 void ffio_h5i_begin(void) {
@@ -289,7 +295,7 @@ int64_t ffio_h5_dset_create(int64_t file, const char *name, int dtype, int rank,
     }
     LOCK();
     ffio_h5i_begin();
-    hid_t d = -1, space = -1, dcpl = -1;
+    hid_t d = -1, space = -1, dcpl = -1, dapl = -1;
     hsize_t hd[FFIO_MAX_RANK], hc[FFIO_MAX_RANK];
     for (int i = 0; i < rank; i++) {
         hd[i] = (hsize_t)dims[i];
@@ -300,11 +306,16 @@ int64_t ffio_h5_dset_create(int64_t file, const char *name, int dtype, int rank,
     dcpl = H5Pcreate(H5P_DATASET_CREATE);
     H5Pset_obj_track_times(dcpl, 0);
     if (chunk && rank > 0 && H5Pset_chunk(dcpl, rank, hc) < 0) { ffio_h5i_fail("invalid chunk shape"); goto out; }
-    d = H5Dcreate2((hid_t)file, name, ffio_h5i_file_type(dtype), space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    /* No chunk cache: every write goes to the file inside H5Dwrite, so a full disk fails
+     * there. (HDF5 1.10 crashes in H5Dclose when flushing cached chunks fails.) */
+    dapl = H5Pcreate(H5P_DATASET_ACCESS);
+    H5Pset_chunk_cache(dapl, 0, 0, 1.0);
+    d = H5Dcreate2((hid_t)file, name, ffio_h5i_file_type(dtype), space, H5P_DEFAULT, dcpl, dapl);
     if (d < 0) ffio_h5i_fail("cannot create the dataset");
 out:
     if (space >= 0) H5Sclose(space);
     if (dcpl >= 0) H5Pclose(dcpl);
+    if (dapl >= 0) H5Pclose(dapl);
     UNLOCK();
     return d;
 }
