@@ -143,11 +143,47 @@ public struct DatasetIndex: Codable, Equatable {
             throw FFError(.format, "\(url.path) has format version \(index.formatVersion) but this build reads "
                 + "version \(ShardFormat.version). Convert the dataset again with this build's `repro prep`.", file: url)
         }
-        guard index.imageSize.count == 3, index.imageSize.allSatisfy({ $0 > 0 }),
-              index.channelMean.count == index.imageSize[2], index.channelStd.count == index.imageSize[2] else {
-            throw FFError(.corrupt, "\(url.path) has an inconsistent image size or channel statistics.", file: url)
-        }
+        try index.check(url)
         return index
+    }
+
+    /// Everything the loader later relies on, so a damaged or crafted index fails here with
+    /// its field named instead of deep inside (huge allocations, paths outside the directory).
+    func check(_ url: URL) throws {
+        func bad(_ what: String) -> FFError {
+            FFError(.corrupt, "\(url.path): \(what). The index is damaged; convert the dataset again with `repro prep`.", file: url)
+        }
+        guard imageSize.count == 3, imageSize[0] >= 1, imageSize[0] <= 65536, imageSize[1] >= 1, imageSize[1] <= 65536,
+              imageSize[2] >= 1, imageSize[2] <= 4, imageSize.reduce(1, *) <= 1 << 31 else {
+            throw bad("image_size \(imageSize) is not [H, W, C] with sides 1...65536 and 1...4 channels")
+        }
+        guard channelMean.count == imageSize[2], channelStd.count == imageSize[2],
+              channelMean.allSatisfy({ $0.isFinite }), channelStd.allSatisfy({ $0.isFinite && $0 > 0 }) else {
+            throw bad("channel_mean \(channelMean) / channel_std \(channelStd) do not fit \(imageSize[2]) channel(s) "
+                + "(finite, std > 0)")
+        }
+        guard !labelSets.isEmpty, labelSets.values.allSatisfy({ !$0.isEmpty && $0.count <= 1_000_000 }) else {
+            throw bad("label_sets is empty or has a set without class names")
+        }
+        for (name, split) in splits {
+            guard ShardFormat.splits.contains(name) else { throw bad("split '\(name)' is not one of \(ShardFormat.splits)") }
+            var total = 0
+            for (k, shard) in split.shards.enumerated() {
+                guard shard.file == ShardFormat.shardFileName(split: name, number: k) else {
+                    throw bad("shard \(k) of split '\(name)' is named '\(shard.file)', expected "
+                        + "'\(ShardFormat.shardFileName(split: name, number: k))'")
+                }
+                let (need, overflow) = shard.count.multipliedReportingOverflow(by: imageBytes)
+                guard shard.count >= 0, shard.bytes >= 0, !overflow, need <= shard.bytes else {
+                    throw bad("shard \(shard.file) claims \(shard.count) images of \(imageBytes) bytes in a file of "
+                        + "\(shard.bytes) bytes")
+                }
+                total += shard.count
+            }
+            guard total == split.count else {
+                throw bad("split '\(name)' has count \(split.count) but its shards hold \(total)")
+            }
+        }
     }
 
     /// The split's shard list, or an error listing the splits that exist.

@@ -6,18 +6,23 @@ import Foundation
 /// On disk: a tensor "params/layer3.conv.weight" is the float32 dataset of that path (the
 /// groups "params" etc. are created), uint64 arrays likewise; attributes are variable-length
 /// UTF-8 string attributes of the root group. Reserved root attributes: `ffrepro_format`
-/// ("ffrepro-checkpoint"), `ffrepro_format_version` and `ffrepro_order` (JSON list of the
-/// dataset names in insertion order). Files are written atomically.
+/// ("ffrepro-checkpoint"), `ffrepro_format_version`, `ffrepro_order` (JSON list of the
+/// dataset names in insertion order), and the integrity attributes of
+/// CheckpointIntegrity.swift (`ffrepro_checksums`, `ffrepro_attributes_sha256`, and a
+/// `sha256` attribute on every dataset). Files are written atomically.
 public struct Checkpoint {
     public static let format = "ffrepro-checkpoint"
     public static let formatVersion = "1"
-    static let reserved: Set<String> = ["ffrepro_format", "ffrepro_format_version", "ffrepro_order"]
+    static let reserved: Set<String> = ["ffrepro_format", "ffrepro_format_version", "ffrepro_order",
+                                        Checkpoint.checksumsKey, Checkpoint.attributesChecksumKey]
 
     public var tensors: [(String, Tensor)]
     public var uint64Arrays: [(String, [UInt64])]
     public var attributes: [String: String]
     /// The file this checkpoint was read from (for error messages); nil if built in memory.
     public var source: URL?
+    /// Element type of every dataset read from the file, by name (also those not kept).
+    public var storedTypes: [String: HDF5Type] = [:]
 
     public init(tensors: [(String, Tensor)] = [], attributes: [String: String] = [:],
                 uint64Arrays: [(String, [UInt64])] = []) {
@@ -44,18 +49,27 @@ public struct Checkpoint {
         do {
             let file = try HDF5File(temp, mode: .create)
             for (name, t) in tensors {
+                if let bad = Checkpoint.nonFinite(UnsafeBufferPointer(t.buffer)) {
+                    throw FFError(.invalidArgument, "tensor '\(name)' holds \(bad) NaN/Inf value(s); a checkpoint of "
+                        + "unusable weights is not written.", file: url)
+                }
                 let d = try file.createDataset(name, type: .float32, shape: t.shape)
                 try d.write(UnsafeBufferPointer(t.buffer), start: nil, count: nil)
+                try file.setAttribute(Checkpoint.datasetChecksumKey, Checkpoint.sha256(UnsafeRawBufferPointer(t.buffer)), on: name)
             }
             for (name, values) in uint64Arrays {
                 let d = try file.createDataset(name, type: .uint64, shape: [values.count])
                 try values.withUnsafeBufferPointer { try d.write($0, start: nil, count: nil) }
+                try file.setAttribute(Checkpoint.datasetChecksumKey,
+                                      values.withUnsafeBytes { Checkpoint.sha256($0) }, on: name)
             }
             try file.setAttribute("ffrepro_format", Checkpoint.format)
             try file.setAttribute("ffrepro_format_version", Checkpoint.formatVersion)
             let order = try JSONSerialization.data(withJSONObject: names)
             try file.setAttribute("ffrepro_order", String(decoding: order, as: UTF8.self))
-            for key in attributes.keys.sorted() { try file.setAttribute(key, attributes[key]!) }
+            for (key, value) in attributes.sorted(by: { $0.key < $1.key }) { try file.setAttribute(key, value) }
+            try file.setAttribute(Checkpoint.checksumsKey, Checkpoint.checksumsScheme)
+            try file.setAttribute(Checkpoint.attributesChecksumKey, Checkpoint.attributesDigest(attributes))
             try file.close()
             try AtomicFile.commit(temp, to: url)
         } catch {
@@ -89,6 +103,7 @@ public struct Checkpoint {
     public static func read(from url: URL, allowForeign: Bool = false) throws -> Checkpoint {
         let file = try HDF5File(url)
         let attrs = try readAttributes(file, allowForeign: allowForeign)
+        let integrity = try Integrity(file, attributes: attrs, foreign: allowForeign)
         var order = try file.datasetNames()
         if file.hasAttribute("ffrepro_order"),
            let data = try file.stringAttribute("ffrepro_order").data(using: .utf8),
@@ -98,19 +113,35 @@ public struct Checkpoint {
                 throw FFError(.corrupt, "Checkpoint \(url.path) lists '\(gone)' but has no such dataset; "
                     + "the file is damaged. Use an earlier checkpoint.", file: url)
             }
-            order = listed + order.filter { !Set(listed).contains($0) }
+            let listedSet = Set(listed)
+            order = listed + order.filter { !listedSet.contains($0) }
         }
         var ckpt = Checkpoint(attributes: attrs)
         ckpt.source = url
+        let fileBytes = AtomicFile.size(of: url) ?? 0
         for name in order {
             let d = try file.dataset(name)
+            ckpt.storedTypes[name] = d.type
+            // Declared sizes come from the file: bound them before allocating.
+            let limit = allowForeign ? 64 * fileBytes + (64 << 20) : fileBytes + (1 << 20)
+            guard d.count <= limit / 4 else {
+                throw FFError(.corrupt, "Checkpoint \(url.path): dataset '\(name)' declares shape \(d.shape), more data than "
+                    + "the file can hold; the file is damaged.", file: url)
+            }
             switch d.type {
             case .float32, .float64:
                 let t = Tensor(uninitialized: d.shape)
                 try d.read(into: t.buffer)
+                try integrity.check(name, bytes: UnsafeRawBufferPointer(t.buffer), stored: d.type)
+                if !allowForeign, let bad = nonFinite(UnsafeBufferPointer(t.buffer)) {
+                    throw FFError(.corrupt, "Checkpoint \(url.path): tensor '\(name)' holds \(bad) NaN/Inf value(s); the "
+                        + "weights are unusable (a diverged run or a damaged file). Use another checkpoint.", file: url)
+                }
                 ckpt.tensors.append((name, t))
             case .uint8, .int32, .int64, .uint64:
-                ckpt.uint64Arrays.append((name, try d.read(as: UInt64.self)))
+                let values = try d.read(as: UInt64.self)
+                try values.withUnsafeBytes { try integrity.check(name, bytes: $0, stored: d.type) }
+                ckpt.uint64Arrays.append((name, values))
             default:
                 if !allowForeign {
                     throw FFError(.format, "Checkpoint \(url.path): dataset '\(name)' has type \(d.type), "
@@ -147,6 +178,9 @@ public struct Checkpoint {
             let (type, _) = try file.attributeInfo(name)
             if type == .string { out[name] = try file.stringAttribute(name) }
         }
+        // Edited run attributes (input_shape, classes, config) fail here, before anything
+        // is built from them.
+        _ = try Integrity(file, attributes: out, foreign: allowForeign)
         return out
     }
 
@@ -160,7 +194,11 @@ public struct Checkpoint {
         for (n, t) in tensors { have[n] = t.shape }
         for (name, shape) in expected {
             guard let found = have[name] else {
-                out.append("parameter '\(name)' (expected shape \(shape)) is missing")
+                if let t = storedTypes[name] {
+                    out.append("parameter '\(name)' is stored as \(t), not float32")
+                } else {
+                    out.append("parameter '\(name)' (expected shape \(shape)) is missing")
+                }
                 continue
             }
             if found != shape {

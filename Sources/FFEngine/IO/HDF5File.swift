@@ -208,14 +208,28 @@ public final class HDF5Dataset {
             _ = ffio_h5_dset_close(id)
             throw file.error("cannot read the shape of dataset '\(name)'")
         }
-        shape = dims.prefix(Int(rank)).map { Int($0) }
+        // Dimensions come from the file: negative (over 2^63) or overflowing ones are damage.
+        let s = dims.prefix(Int(rank)).map { Int($0) }
+        var total = 1
+        for d in s {
+            let (p, overflow) = total.multipliedReportingOverflow(by: d)
+            guard d >= 0, !overflow else {
+                _ = ffio_h5_dset_close(id)
+                throw FFError(.corrupt, "\(file.path): dataset '\(name)' declares an impossible shape; the file is damaged.",
+                              path: file.path)
+            }
+            total = p
+        }
+        shape = s
+        count = total
         type = HDF5Type(rawValue: t) ?? .other
     }
 
     // After the file is closed its datasets are gone too (ffio_h5_close closes them).
     deinit { if file.isOpen { _ = ffio_h5_dset_close(id) } }
 
-    public var count: Int { shape.reduce(1, *) }
+    /// Number of elements (checked for overflow when opened).
+    public let count: Int
 
     /// Writes the block [start, start+count) (both nil: everything).
     public func write<T: HDF5Element>(_ values: UnsafeBufferPointer<T>, start: [Int]?, count: [Int]?) throws {

@@ -131,21 +131,28 @@ public struct RecipeConfig: Codable, Equatable {
 
     // MARK: JSON
 
+    /// NaN/Inf are written as the strings "nan", "inf", "-inf" (validate() refuses them, but
+    /// a config is also printed and stored before or without validation): encoding cannot
+    /// fail, where plain JSON has no such numbers and JSONEncoder would throw.
     public static let encoder: JSONEncoder = {
         let e = JSONEncoder()
         e.keyEncodingStrategy = .convertToSnakeCase
         e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         return e
     }()
 
     public static let decoder: JSONDecoder = {
         let d = JSONDecoder()
         d.keyDecodingStrategy = .convertFromSnakeCase
+        d.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         return d
     }()
 
     public func json() -> String {
-        String(decoding: try! RecipeConfig.encoder.encode(self), as: UTF8.self)
+        // With the string strategy for non-finite numbers a config always encodes.
+        guard let data = try? RecipeConfig.encoder.encode(self) else { return "{}" }
+        return String(decoding: data, as: UTF8.self)
     }
 
     public static func fromJSON(_ text: String, source: String) throws -> RecipeConfig {
@@ -163,7 +170,9 @@ public struct RecipeConfig: Codable, Equatable {
             throw FFError("--set expects key=value, got '\(assignment)'.")
         }
         let key = String(assignment[..<eq]), raw = String(assignment[assignment.index(after: eq)...])
-        var dict = try JSONSerialization.jsonObject(with: RecipeConfig.encoder.encode(self)) as! [String: Any]
+        guard var dict = try JSONSerialization.jsonObject(with: RecipeConfig.encoder.encode(self)) as? [String: Any] else {
+            throw FFError("--set: the config cannot be represented as a JSON object.")
+        }
         let known = Set(dict.keys).union(["subset", "eval_subset", "input_size", "pool_after", "channels",
                                           "paper_top1", "paper_top5", "paper_source"])
         guard known.contains(key) else {
@@ -178,7 +187,8 @@ public struct RecipeConfig: Codable, Equatable {
         }
     }
 
-    /// Rejects combinations that cannot run, with a message naming the field.
+    /// Rejects values and combinations that cannot run, with a message naming the field, the
+    /// value and the allowed range (command-line values and `--set` land here too).
     public func validate() throws {
         let known: [(String, String, [String])] = [
             ("training", training, ["layer-local", "backprop", "deep-sup"]),
@@ -192,16 +202,59 @@ public struct RecipeConfig: Codable, Equatable {
         for (field, value, allowed) in known where !allowed.contains(value) {
             throw FFError("config field \(field) = '\(value)' is not one of: \(allowed.joined(separator: ", ")).")
         }
-        if batchSize < 1 { throw FFError("batch_size must be at least 1 (got \(batchSize)).") }
-        if accumulate < 1 || batchSize % accumulate != 0 {
-            throw FFError("accumulate = \(accumulate) must be >= 1 and divide batch_size = \(batchSize).")
+        if name.isEmpty || name.contains("/") { throw FFError("config field name = '\(name)' must be non-empty without '/'.") }
+        // Numbers: finite and within a range that can run.
+        func real(_ field: String, _ v: Double, _ range: ClosedRange<Double>, lowerOpen lower: Bool = false, upperOpen upper: Bool = false,
+                  _ note: String = "") throws {
+            let inside = v.isFinite && (lower ? v > range.lowerBound : v >= range.lowerBound)
+                && (upper ? v < range.upperBound : v <= range.upperBound)
+            if !inside {
+                let lo = lower ? "(" : "[", hi = upper ? ")" : "]"
+                throw FFError("config field \(field) = \(v) is outside \(lo)\(range.lowerBound), \(range.upperBound)\(hi)\(note).")
+            }
         }
-        if epochs < 1 { throw FFError("epochs must be at least 1 (got \(epochs)).") }
-        if lr <= 0 || minLr < 0 || minLr > lr { throw FFError("need 0 <= min_lr <= lr and lr > 0 (lr \(lr), min_lr \(minLr)).") }
-        if alpha < 0 { throw FFError("alpha must be >= 0 (got \(alpha)).") }
+        func int(_ field: String, _ v: Int, _ range: ClosedRange<Int>, _ note: String = "") throws {
+            if !range.contains(v) {
+                throw FFError("config field \(field) = \(v) is outside \(range.lowerBound)...\(range.upperBound)\(note).")
+            }
+        }
+        try real("lr", lr, 0...10, lowerOpen: true)
+        try real("min_lr", minLr, 0...lr, " (0 <= min_lr <= lr)")
+        try real("weight_decay", weightDecay, 0...10)
+        try real("momentum", momentum, 0...1, upperOpen: true)
+        try real("beta1", beta1, 0...1, upperOpen: true)
+        try real("beta2", beta2, 0...1, upperOpen: true)
+        try real("adam_eps", adamEps, 0...1, lowerOpen: true)
+        try real("alpha", alpha, 0...1e6)
+        try real("ln_eps", lnEps, 0...1, lowerOpen: true)
+        try real("readout_std_scale", readoutStdScale, 0...1e3, lowerOpen: true)
+        try real("temperature_init", temperatureInit, -20...20, " (T = exp(tau))")
+        try real("deep_sup_weight", deepSupWeight, 0...1e3)
+        try real("rrc_scale_min", rrcScaleMin, 0...1, lowerOpen: true)
+        try int("epochs", epochs, 1...100_000)
+        try int("batch_size", batchSize, 1...65536)
+        if accumulate < 1 || accumulate > batchSize || batchSize % accumulate != 0 {
+            throw FFError("config field accumulate = \(accumulate) must be >= 1 and divide batch_size = \(batchSize).")
+        }
+        try int("warmup_epochs", warmupEpochs, 0...epochs, " (at most epochs)")
+        try int("crop_padding", cropPadding, 0...256)
+        try int("pool_size", poolSize, 1...64)
+        if let v = inputSize { try int("input_size", v, 1...4096) }
+        if let v = subset { try int("subset", v, 1...Int(Int32.max)) }
+        if let v = evalSubset { try int("eval_subset", v, 1...Int(Int32.max)) }
+        if let ch = channels, let bad = ch.first(where: { $0 < 1 || $0 > 16384 }) {
+            throw FFError("config field channels has \(bad); every entry must be in 1...16384.")
+        }
+        if let ch = channels, ch.count > 256 { throw FFError("config field channels has \(ch.count) layers; at most 256.") }
+        for (field, v) in [("paper_top1", paperTop1), ("paper_top5", paperTop5)] {
+            if let v = v { try real(field, v, 0...100) }
+        }
         if training != "layer-local" && pred == "best" {
             throw FFError("pred = best needs the layer-local readouts; the \(training) recipes use their classifier.")
         }
-        _ = try VGGSpec.resolve(self)
+        let spec = try VGGSpec.resolve(self)
+        if let size = inputSize ?? DatasetCatalog.entries[dataset]?.imageSize[0] {
+            try spec.validate(inputSize: size, poolSize: poolSize)
+        }
     }
 }

@@ -54,7 +54,27 @@ public enum RunCheckpoint {
                 + "it was not written by `repro run`.", file: url)
         }
         let config = try RecipeConfig.fromJSON(cfg, source: url.path)
-        return (config, shape.split(separator: ",").compactMap { Int($0) }, classes)
+        // The values build a network: check them like command-line input.
+        let dims = shape.split(separator: ",", omittingEmptySubsequences: false).map { Int($0) }
+        guard dims.count == 3, let c = dims[0], let h = dims[1], let w = dims[2], (1...4).contains(c),
+              (1...4096).contains(h), (1...4096).contains(w) else {
+            throw FFError(.corrupt, "Checkpoint \(url.path): input_shape '\(shape)' is not C,H,W with 1...4 channels and "
+                + "sides 1...4096; the file is damaged or was edited.", file: url)
+        }
+        guard (1...1_000_000).contains(classes) else {
+            throw FFError(.corrupt, "Checkpoint \(url.path): classes = \(classes) is outside 1...1000000; the file is "
+                + "damaged or was edited.", file: url)
+        }
+        if let s = config.inputSize, s != h || s != w {
+            throw FFError(.corrupt, "Checkpoint \(url.path): the stored config has input_size \(s) but input_shape is "
+                + "\(shape); the file was edited.", file: url)
+        }
+        do {
+            try config.validate()
+        } catch let e as FFError {
+            throw FFError(.corrupt, "Checkpoint \(url.path): its stored config is not valid (\(e.message))", file: url)
+        }
+        return (config, [c, h, w], classes)
     }
 
     /// Loads parameters, buffers and (when present) optimizer state into `trainer`.
@@ -80,6 +100,10 @@ public enum RunCheckpoint {
         let optim = trainer.optimizerState
         if optim.allSatisfy({ ckpt.tensor("optim/" + $0.name) != nil }),
            let steps = ckpt.uint64Array("state/optimizer_steps") {
+            guard steps.count == trainer.optimizerSteps.count, steps.allSatisfy({ $0 <= UInt64(Int32.max) }) else {
+                throw FFError(.corrupt, "Checkpoint \(url.path): state/optimizer_steps has \(steps.count) counters (model: "
+                    + "\(trainer.optimizerSteps.count)) or an impossible value; the file is damaged.", file: url)
+            }
             try ckpt.validate(expected: optim.map { ("optim/" + $0.name, $0.value.shape) })
             for b in optim { b.value.copy(from: ckpt.tensor("optim/" + b.name)!) }
             trainer.optimizerSteps = steps.map { Int($0) }

@@ -1,0 +1,133 @@
+import FFEngine
+import Foundation
+import XCTest
+
+/// Checkpoints that were damaged or edited must be refused, naming the tensor and the file;
+/// files written before the checksums existed stay readable.
+final class CheckpointIntegrityTests: XCTestCase {
+    func scratch() -> URL {
+        let url = ShardFixture.tempDir()
+        addTeardownBlock { try? FileManager.default.removeItem(at: url) }
+        return url
+    }
+
+    /// Weights whose bytes are easy to find in the file.
+    let weights: [Float] = (0..<64).map { 1000 + Float($0) }
+
+    func sample(_ attrs: [String: String] = ["recipe": "x", "epoch": "3"]) -> Checkpoint {
+        Checkpoint(tensors: [("params/w", Tensor(shape: [8, 8], values: weights)), ("params/b", Tensor(shape: [2], values: [1, 2]))],
+                   attributes: attrs, uint64Arrays: [("state/optimizer_steps", [5, 5])])
+    }
+
+    func error(_ body: () throws -> Void) -> String {
+        do { try body(); return "no error" } catch { return "\(error)" }
+    }
+
+    /// A file as version 1 wrote it before checksums: same layout, no integrity attributes.
+    func writeLegacy(_ url: URL, tensors: [(String, [Float], [Int])], int32: [(String, [Int32])] = [],
+                     attrs: [String: String]) throws {
+        let f = try HDF5File(url, mode: .create)
+        for (name, values, shape) in tensors {
+            try values.withUnsafeBufferPointer { try f.write(name, shape: shape, values: $0) }
+        }
+        for (name, values) in int32 {
+            try values.withUnsafeBufferPointer { try f.write(name, shape: [values.count], values: $0) }
+        }
+        try f.setAttribute("ffrepro_format", Checkpoint.format)
+        try f.setAttribute("ffrepro_format_version", "1")
+        for (k, v) in attrs { try f.setAttribute(k, v) }
+        try f.close()
+    }
+
+    func testBitFlipInATensorIsRefusedNamingTensorAndFile() throws {
+        let url = scratch().appendingPathComponent("best.h5")
+        try sample().write(to: url)
+        XCTAssertNoThrow(try Checkpoint.read(from: url))
+        var bytes = [UInt8](try Data(contentsOf: url))
+        let pattern = withUnsafeBytes(of: weights[10]) { Array($0) }
+        let at = try XCTUnwrap((0..<(bytes.count - 4)).first { Array(bytes[$0..<$0 + 4]) == pattern })
+        bytes[at + 1] ^= 0x01
+        try Data(bytes).write(to: url)
+        let text = error { _ = try Checkpoint.read(from: url) }
+        XCTAssertTrue(text.contains(url.path) && text.contains("tensor 'params/w' does not match its checksum"), text)
+    }
+
+    func testNonFiniteTensorsAreRefusedOnWriteAndRead() throws {
+        let dir = scratch()
+        let nan = Checkpoint(tensors: [("params/w", Tensor(shape: [2], values: [1, .nan]))])
+        XCTAssertTrue(error { try nan.write(to: dir.appendingPathComponent("a.h5")) }.contains("'params/w' holds 1 NaN/Inf"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("a.h5").path))
+        // Edited in place with matching checksums gone (a legacy file): the finite check.
+        let url = dir.appendingPathComponent("legacy.h5")
+        try writeLegacy(url, tensors: [("params/w", [1, .infinity, .nan, 2], [4])], attrs: ["recipe": "x"])
+        let text = error { _ = try Checkpoint.read(from: url) }
+        XCTAssertTrue(text.contains(url.path) && text.contains("tensor 'params/w' holds 2 NaN/Inf value(s)"), text)
+    }
+
+    func testEditedRunAttributesAreRefused() throws {
+        let url = scratch().appendingPathComponent("last.h5")
+        try sample(["classes": "10", "input_shape": "3,32,32"]).write(to: url)
+        let f = try HDF5File(url, mode: .readWrite)
+        try f.setAttribute("classes", "1000000000")
+        try f.close()
+        for read in [{ _ = try Checkpoint.read(from: url) }, { _ = try Checkpoint.readAttributes(from: url) }] {
+            let text = error(read)
+            XCTAssertTrue(text.contains(url.path) && text.contains("do not match their checksum"), text)
+        }
+    }
+
+    func testEditedGeometryOfALegacyCheckpointIsRefused() throws {
+        let dir = scratch()
+        var config = try Recipes.named("asge-fmnist")
+        let good = ["config": config.json(), "input_shape": "1,28,28", "classes": "10", "recipe": config.name]
+        let cases: [([String: String], String)] = [
+            (good.merging(["classes": "1000000000"]) { $1 }, "classes = 1000000000 is outside 1...1000000"),
+            (good.merging(["classes": "0"]) { $1 }, "classes = 0 is outside"),
+            (good.merging(["input_shape": "1,28"]) { $1 }, "input_shape '1,28' is not C,H,W"),
+            (good.merging(["input_shape": "1,abc,28"]) { $1 }, "input_shape '1,abc,28' is not C,H,W"),
+            (good.merging(["input_shape": "1,100000,28"]) { $1 }, "is not C,H,W"),
+        ]
+        for (attrs, expected) in cases {
+            let url = dir.appendingPathComponent("c.h5")
+            try writeLegacy(url, tensors: [("params/w", [1], [1])], attrs: attrs)
+            let text = error { _ = try RunCheckpoint.describe(url) }
+            XCTAssertTrue(text.contains(expected) && text.contains(url.path), text)
+        }
+        config.inputSize = 32
+        let url = dir.appendingPathComponent("d.h5")
+        try writeLegacy(url, tensors: [("params/w", [1], [1])], attrs: good.merging(["config": config.json()]) { $1 })
+        XCTAssertTrue(error { _ = try RunCheckpoint.describe(url) }.contains("input_size 32 but input_shape is 1,28,28"))
+        config.inputSize = nil
+        config.beta1 = 1.5
+        try writeLegacy(url, tensors: [("params/w", [1], [1])], attrs: good.merging(["config": config.json()]) { $1 })
+        XCTAssertTrue(error { _ = try RunCheckpoint.describe(url) }.contains("beta1 = 1.5 is outside [0.0, 1.0)"))
+        XCTAssertNoThrow(try writeLegacy(url, tensors: [("params/w", [1], [1])], attrs: good))
+        XCTAssertEqual(try RunCheckpoint.describe(url).classes, 10)
+    }
+
+    func testWrongTypeIsNamedNotCalledMissing() throws {
+        let url = scratch().appendingPathComponent("t.h5")
+        try writeLegacy(url, tensors: [("params/b", [1, 2], [2])], int32: [("params/w", [1, 2, 3, 4])], attrs: ["recipe": "x"])
+        let c = try Checkpoint.read(from: url)
+        let problems = c.problems(expected: [("params/w", [4]), ("params/b", [2])])
+        XCTAssertEqual(problems, ["parameter 'params/w' is stored as int32, not float32"])
+        // With checksums, retyping a dataset is caught while reading.
+        let url2 = scratch().appendingPathComponent("u.h5")
+        try sample().write(to: url2)
+        XCTAssertNoThrow(try Checkpoint.read(from: url2))
+    }
+
+    func testLegacyFilesWithoutChecksumsStillLoad() throws {
+        let url = scratch().appendingPathComponent("v1.h5")
+        try writeLegacy(url, tensors: [("params/w", weights, [8, 8])], attrs: ["recipe": "x"])
+        let c = try Checkpoint.read(from: url)
+        XCTAssertEqual(c.tensor("params/w")?.array, weights)
+        // New files carry the checksums documented in checkpoints/README.md.
+        let fresh = scratch().appendingPathComponent("v1b.h5")
+        try sample().write(to: fresh)
+        let f = try HDF5File(fresh)
+        XCTAssertEqual(try f.stringAttribute(Checkpoint.checksumsKey), "sha256-v1")
+        XCTAssertEqual(try f.stringAttribute("sha256", on: "params/b").count, 64)
+        XCTAssertEqual(try f.stringAttribute("ffrepro_format_version"), "1")
+    }
+}
