@@ -57,5 +57,7 @@ let package = Package(
                     swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "DataPrepTests", dependencies: ["DataPrep", "FFEngine", "FFIO"], path: "Tests/DataPrepTests",
                     swiftSettings: [.swiftLanguageMode(.v5)]),
+        // Runs the built `repro` binary with bad values (exit status and message).
+        .testTarget(name: "CLITests", path: "Tests/CLITests", swiftSettings: [.swiftLanguageMode(.v5)]),
     ]
 )

@@ -11,7 +11,7 @@ OUT=checkpoints/demo-asge-fmnist
 if [ ! -f "$DATA/fashion-mnist/index.json" ]; then
     "$BIN" prep fashion-mnist --out "$DATA/fashion-mnist"
 fi
-"$BIN" run asge-fmnist --data "$DATA/fashion-mnist" --epochs 1 --subset 5000 --eval-subset 2000 --out "$OUT"
+"$BIN" run asge-fmnist --data "$DATA/fashion-mnist" --epochs 1 --subset 5000 --eval-subset 2000 --out "$OUT" --overwrite
 echo
 echo "== evaluating $OUT/best.h5 on the full test split =="
 "$BIN" eval --checkpoint "$OUT/best.h5" --data "$DATA/fashion-mnist" --split test

@@ -38,10 +38,16 @@ struct BenchCommand: ParsableCommand {
 
     @OptionGroup var threading: ThreadOptions
 
+    func validate() throws {
+        guard (1...1000).contains(steps) else { throw ValidationError("--steps \(steps) is outside 1...1000.") }
+        if let b = batchSize, !(1...65536).contains(b) { throw ValidationError("--batch-size \(b) is outside 1...65536.") }
+        if let a = accumulate, a < 1 { throw ValidationError("--accumulate \(a) must be at least 1.") }
+        if json && targets.count != 1 { throw ValidationError("--json measures exactly one target (got \(targets.count)).") }
+    }
+
     func run() throws {
         try Repro.guarded {
             if json {
-                precondition(targets.count == 1, "--json measures exactly one target")
                 let r = try measure(targets[0], accumulate: accumulate)
                 print(String(decoding: try JSONEncoder().encode(r), as: UTF8.self))
                 return
@@ -57,12 +63,14 @@ struct BenchCommand: ParsableCommand {
                     let k = accumulate ?? 4
                     let bp = recipe.replacingOccurrences(of: "dtgff-", with: "bpds-")
                     for (name, acc) in [(recipe, 1), (bp, 1), (bp, k)] {
-                        models.append(try child(name, accumulate: acc))
-                        print(ModelBench.format([models.last!]).split(separator: "\n").last!)
+                        let m = try child(name, accumulate: acc)
+                        models.append(m)
+                        print(ModelBench.format([m]).split(separator: "\n").last.map(String.init) ?? "")
                     }
                 default:
-                    models.append(try child(t, accumulate: accumulate))
-                    print(ModelBench.format([models.last!]).split(separator: "\n").last!)
+                    let m = try child(t, accumulate: accumulate)
+                    models.append(m)
+                    print(ModelBench.format([m]).split(separator: "\n").last.map(String.init) ?? "")
                 }
             }
             if !models.isEmpty {

@@ -48,7 +48,29 @@ struct RecipeOverrides: ParsableArguments {
         return c
     }
 
-    var dataURL: URL? { data.map { URL(fileURLWithPath: $0, isDirectory: true) } }
+    var dataURL: URL? { data.map { URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath, isDirectory: true) } }
+
+    func validate() throws {
+        if let d = data, d.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("--data is empty.") }
+        if let v = labels, !["fine", "coarse", "labels", "coarse_labels"].contains(v) {
+            throw ValidationError("--labels '\(v)' is not one of: fine, coarse.")
+        }
+    }
+}
+
+/// A path option that must name an existing regular file.
+func existingFile(_ path: String, option: String) throws -> URL {
+    let url = URL(fileURLWithPath: (path as NSString).expandingTildeInPath)
+    var isDir: ObjCBool = false
+    guard !path.isEmpty, FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) else {
+        throw FFError(.missing, "\(option) \(url.path) does not exist; `repro run NAME` writes checkpoints/NAME/best.h5 and "
+            + "last.h5.", file: url)
+    }
+    if isDir.boolValue {
+        throw FFError(.invalidArgument, "\(option) \(url.path) is a directory; pass a checkpoint file such as "
+            + "\(url.appendingPathComponent("last.h5").path).", file: url)
+    }
+    return url
 }
 
 struct RunCommand: ParsableCommand {
@@ -59,16 +81,25 @@ struct RunCommand: ParsableCommand {
     @OptionGroup var overrides: RecipeOverrides
     @Option(help: "Output directory (default: checkpoints/<recipe>).") var out: String?
     @Option(help: "Continue from this checkpoint (same recipe and options; bit-identical).") var resume: String?
+    @Flag(help: "Replace another run's files in the output directory (without it such a directory is refused).")
+    var overwrite = false
     @OptionGroup var threading: ThreadOptions
+
+    func validate() throws {
+        if let o = out, o.trimmingCharacters(in: .whitespaces).isEmpty {
+            throw ValidationError("--out is empty; give the run directory, e.g. --out checkpoints/\(name).")
+        }
+    }
 
     func run() throws {
         try Repro.guarded {
             let config = try overrides.apply(to: try Recipes.named(name))
+            let resumeURL = try resume.map { try existingFile($0, option: "--resume") }
             let ctx = threading.context()
             let data = try RunData.open(config, directory: overrides.dataURL)
-            let dir = URL(fileURLWithPath: out ?? "checkpoints/\(config.name)", isDirectory: true)
-            let run = try TrainingRun(ctx, config: config, data: data, directory: dir,
-                                      resume: resume.map { URL(fileURLWithPath: $0) })
+            let dir = URL(fileURLWithPath: ((out ?? "checkpoints/\(config.name)") as NSString).expandingTildeInPath, isDirectory: true)
+            let run = try TrainingRun(ctx, config: config, data: data, directory: dir, resume: resumeURL)
+            run.overwrite = overwrite
             let result = try run.run()
             print("checkpoints: \(run.bestCheckpoint.path) (best, epoch \(result.bestEpoch ?? 0)), \(run.lastCheckpoint.path)")
             print("metrics: \(dir.appendingPathComponent("metrics.jsonl").path), results: \(dir.appendingPathComponent("results.json").path)")
@@ -86,20 +117,24 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Evaluate the first N images only.") var subset: Int?
     @OptionGroup var threading: ThreadOptions
 
+    func validate() throws {
+        guard ["test", "val", "train"].contains(split) else {
+            throw ValidationError("--split '\(split)' is not one of: test, val, train.")
+        }
+        if let n = subset, n < 1 { throw ValidationError("--subset \(n) must be at least 1.") }
+        if let d = data, d.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("--data is empty.") }
+    }
+
     func run() throws {
         try Repro.guarded {
-            let url = URL(fileURLWithPath: checkpoint)
-            guard FileManager.default.fileExists(atPath: url.path) else {
-                throw FFError(.missing, "checkpoint \(url.path) does not exist; `repro run NAME` writes "
-                    + "checkpoints/NAME/best.h5 and last.h5.", file: url)
-            }
+            let url = try existingFile(checkpoint, option: "--checkpoint")
             var (config, shape, classes) = try RunCheckpoint.describe(url)
             config.evalSubset = subset
             let ctx = threading.context()
             let net = try Network(ctx, config: config, inputShape: shape, classes: classes)
             let trainer = Trainer(ctx, net: net)
             let state = try RunCheckpoint.load(url, into: trainer)
-            let dataDir = data.map { URL(fileURLWithPath: $0, isDirectory: true) }
+            let dataDir = data.map { URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath, isDirectory: true) }
             let opened = try RunData.open(config, directory: dataDir, splits: [split])
             guard let provider = split == "train" ? opened.train : split == "val" ? opened.val : opened.test else {
                 throw FFError(.missing, "the dataset of \(config.name) has no '\(split)' split.")

@@ -81,9 +81,13 @@ public enum DatasetCatalog {
             : entry.prepCommand.replacingOccurrences(of: "--out \(entry.directory)", with: "--out \(dir.path)")
         let indexURL = dir.appendingPathComponent(ShardFormat.indexFileName)
         var isDir: ObjCBool = false
-        if !FileManager.default.fileExists(atPath: dir.path, isDirectory: &isDir) || !isDir.boolValue {
+        if !FileManager.default.fileExists(atPath: dir.path, isDirectory: &isDir) {
             throw FFError(.missing, "Dataset '\(name)' is missing: \(dir.path) does not exist. Create it with:\n  "
                 + "\(command)\n\(entry.sourceHint)", file: dir)
+        }
+        if !isDir.boolValue {
+            throw FFError(.invalidArgument, "\(dir.path) is a file, not a dataset directory. Pass the directory that "
+                + "`repro prep` wrote (it holds index.json and the .h5 shards), or create one with:\n  \(command)", file: dir)
         }
         if !FileManager.default.fileExists(atPath: indexURL.path) {
             throw FFError(.missing, "Dataset '\(name)' in \(dir.path) is incomplete: it has no \(ShardFormat.indexFileName), "
@@ -98,8 +102,10 @@ public enum DatasetCatalog {
                 + "the directory and run:\n  \(command)", file: dir)
         }
         if index.dataset != name {
-            throw FFError(.format, "\(dir.path) holds dataset '\(index.dataset)', not '\(name)'. Convert '\(name)' with:\n  "
-                + command, file: dir)
+            // Converting into this directory would replace the other dataset: suggest its own.
+            let own = entry.prepCommand
+            throw FFError(.format, "\(dir.path) holds dataset '\(index.dataset)', not '\(name)'. Point --data at a "
+                + "conversion of '\(name)', or create one in its own directory:\n  \(own)", file: dir)
         }
         return index
     }

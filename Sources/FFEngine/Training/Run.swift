@@ -41,9 +41,12 @@ public final class TrainingRun {
         fflush(stdout)
     }
     public var showProgress = true
+    /// Replace the run files of another run in `directory` (else such a directory is refused).
+    public var overwrite = false
 
     public init(_ ctx: ComputeContext, config: RecipeConfig, data: RunData, directory: URL, resume: URL? = nil) throws {
         try config.validate()
+        try RunDirectory.checkBatch(config, trainCount: data.train.sampleCount)
         self.ctx = ctx
         self.config = config
         self.data = data
@@ -55,7 +58,8 @@ public final class TrainingRun {
     public var bestCheckpoint: URL { directory.appendingPathComponent("best.h5") }
 
     public func run() throws -> RunResult {
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        // -- run directory (lock, no mixing with another run): RunDirectory.swift --
+        let runDir = try RunDirectory(directory, config: config, resume: resume, overwrite: overwrite)
         let net = try Network(ctx, config: config, inputShape: data.train.sampleShape, classes: data.train.classCount)
         let trainer = Trainer(ctx, net: net)
         var history: [EpochRecord] = []
@@ -65,7 +69,13 @@ public final class TrainingRun {
             history = state.history
             startEpoch = state.epoch
             log("resumed from \(resume.path) after epoch \(startEpoch) (step \(trainer.step))")
+            let bestSoFar = history.max(by: { $0.valSelected < $1.valSelected })?.epoch
+            if let warning = try runDir.reconcileBest(bestEpoch: bestSoFar, resumed: resume, resumedEpoch: startEpoch,
+                                                      saveBest: { try RunCheckpoint.save(trainer, state: state, to: bestCheckpoint) }) {
+                log(warning)
+            }
         }
+        // -- end run directory --
         let metrics = MetricsLog(directory: directory)
         try metrics.reset(keeping: history)
         try AtomicFile.write(Data(config.json().utf8), to: directory.appendingPathComponent("config.json"))
@@ -87,19 +97,26 @@ public final class TrainingRun {
             history.append(record)
             try metrics.append(record)
             let state = RunState(epoch: epoch + 1, step: trainer.step, history: history)
-            try RunCheckpoint.save(trainer, state: state, to: lastCheckpoint)
+            // best.h5 before last.h5: an interruption in between leaves last.h5 one epoch
+            // behind, and resuming recomputes that epoch bit for bit (never a last.h5 whose
+            // history names a best epoch that best.h5 does not hold).
             if data.val == nil || best == nil || record.valSelected > best!.value {
                 best = (record.valSelected, record.epoch)
                 try RunCheckpoint.save(trainer, state: state, to: bestCheckpoint)
             }
+            try RunCheckpoint.save(trainer, state: state, to: lastCheckpoint)
             log(Report.epochLine(record, config: config, best: best!.epoch == record.epoch))
         }
 
         var result = RunResult(epochsTrained: config.epochs, bestEpoch: best?.epoch, bestValidation: best?.value,
                                bestLayer: nil, test: nil, history: history)
-        if FileManager.default.fileExists(atPath: bestCheckpoint.path) {
-            let state = try RunCheckpoint.load(bestCheckpoint, into: trainer, expecting: config)
+        // The test uses exactly the best epoch's checkpoint, or stops (RunDirectory).
+        var tested = "last epoch"
+        if let b = best?.epoch {
+            let chosen = try runDir.checkpointForTest(bestEpoch: b)
+            let state = try RunCheckpoint.load(chosen, into: trainer, expecting: config)
             result.bestLayer = state.history.last?.bestLayer
+            tested = "\(chosen.lastPathComponent), epoch \(state.epoch)\(data.val == nil ? ", the last" : ", best on validation")"
         }
         if let test = data.test {
             let progress = Progress("test", total: test.sampleCount, unit: "img", enabled: showProgress)
@@ -110,7 +127,7 @@ public final class TrainingRun {
             result.testTop1 = top1
             result.testTop5 = top5
             log(Report.table(tally, config: config, bestLayer: result.bestLayer, split: "test",
-                             selectedFrom: "best validation epoch \(result.bestEpoch ?? config.epochs)"))
+                             selectedFrom: tested))
         }
         try Report.writeResults(result, config: config, to: directory.appendingPathComponent("results.json"))
         return result

@@ -30,9 +30,15 @@ extension RunData {
                                      subset: train ? c.subset : c.evalSubset, labelKey: c.labels)
             return try ShardLoader(directory: dir, split: split, options: opts)
         }
-        guard let train = try loader("train", train: true) ?? (splits.contains("train") ? nil : loader("test", train: false))
-        else {
-            throw FFError(.missing, "Dataset \(dir.path) has no train split; convert it again with the command "
+        // The first requested split that exists stands in for `train` when train is not asked for (eval).
+        var first = try loader("train", train: true)
+        for s in ["val", "test"] where first == nil && !splits.contains("train") && splits.contains(s) {
+            first = try loader(s, train: false)
+        }
+        guard let train = first else {
+            let wanted = splits.sorted().map { "'\($0)'" }.joined(separator: ", ")
+            throw FFError(.missing, "Dataset \(dir.path) has no \(wanted) split (it has: "
+                + index.splits.keys.sorted().joined(separator: ", ") + "); convert it again with the command "
                 + "`repro prep \(c.dataset) ...` (see `repro prep --help`).", file: dir)
         }
         return RunData(train: train, val: try loader("val", train: false), test: try loader("test", train: false))

@@ -1,0 +1,108 @@
+import FFEngine
+import Foundation
+import XCTest
+
+/// Runs and their outputs cannot be mixed up: one process per directory, no silent
+/// replacement of another run, and the final test uses exactly the checkpoint it names.
+final class RunDirectoryTests: XCTestCase {
+    let ctx = ComputeContext(threads: 1)
+
+    /// lr ~ 0: every epoch validates the same, so the best epoch is always epoch 1.
+    func config(epochs: Int) -> RecipeConfig {
+        var c = RecipeConfig(name: "tiny", paper: "test", summary: "tiny", training: "layer-local", dataset: "none",
+                             arch: "custom", lr: 1e-12, minLr: 0, weightDecay: 0, epochs: epochs, batchSize: 8)
+        c.channels = [4, 4]
+        c.poolAfter = [1]
+        return c
+    }
+
+    let data: RunData = {
+        let train = InMemoryProvider.synthetic(count: 16, classes: 3, shape: [3, 6, 6], seed: 2)
+        let val = InMemoryProvider.synthetic(count: 8, classes: 3, shape: [3, 6, 6], seed: 3)
+        return RunData(train: train, val: val, test: val)
+    }()
+
+    func scratch() -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("ffrun-\(UUID().uuidString)")
+        addTeardownBlock { try? FileManager.default.removeItem(at: url) }
+        return url
+    }
+
+    @discardableResult
+    func run(_ dir: URL, epochs: Int, resume: URL? = nil, overwrite: Bool = false, log: ((String) -> Void)? = nil) throws -> RunResult {
+        let r = try TrainingRun(ctx, config: config(epochs: epochs), data: data, directory: dir, resume: resume)
+        r.log = log ?? { _ in }
+        r.showProgress = false
+        r.overwrite = overwrite
+        return try r.run()
+    }
+
+    func message(_ body: () throws -> Void) -> String {
+        do { try body(); return "no error" } catch { return "\(error)" }
+    }
+
+    func testAnotherRunInARunDirectoryIsRefusedUnlessOverwrite() throws {
+        let dir = scratch()
+        try run(dir, epochs: 1)
+        let metrics = try Data(contentsOf: dir.appendingPathComponent("metrics.jsonl"))
+        let text = message { try run(dir, epochs: 2) }
+        XCTAssertTrue(text.contains("already holds a run") && text.contains("last.h5 is tiny after epoch 1"), text)
+        XCTAssertTrue(text.contains("--resume \(dir.appendingPathComponent("last.h5").path)") && text.contains("--overwrite"), text)
+        XCTAssertEqual(try Data(contentsOf: dir.appendingPathComponent("metrics.jsonl")), metrics, "nothing was touched")
+        XCTAssertEqual(try run(dir, epochs: 2, overwrite: true).epochsTrained, 2)
+        // Continuing the run in its own directory needs no flag; --overwrite with it is refused.
+        XCTAssertEqual(try run(dir, epochs: 3, resume: dir.appendingPathComponent("last.h5")).history.count, 3)
+        XCTAssertTrue(message { try run(dir, epochs: 4, resume: dir.appendingPathComponent("last.h5"), overwrite: true) }
+            .contains("--overwrite would delete the checkpoint"))
+    }
+
+    func testLockedDirectoryIsBusyAndDatasetDirectoryRefused() throws {
+        let dir = scratch()
+        let lock = try DirectoryLock(dir, purpose: "repro run other")
+        let text = message { try run(dir, epochs: 1) }
+        XCTAssertTrue(text.contains("in use by another repro process (pid \(getpid()): repro run other"), text)
+        lock.release()
+        let data = scratch()
+        try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true)
+        try Data("{}".utf8).write(to: data.appendingPathComponent("index.json"))
+        XCTAssertTrue(message { try run(data, epochs: 1) }.contains("holds a converted dataset"))
+    }
+
+    func testFinalTestStopsWhenTheBestCheckpointIsMissing() throws {
+        let dir = scratch()
+        try run(dir, epochs: 2)  // best epoch 1, last epoch 2
+        try FileManager.default.removeItem(at: dir.appendingPathComponent("best.h5"))
+        var lines: [String] = []
+        let text = message { try run(dir, epochs: 3, resume: dir.appendingPathComponent("last.h5"), log: { lines.append($0) }) }
+        XCTAssertTrue(lines.contains { $0.contains("warning: the best validation epoch so far is 1") }, "\(lines)")
+        XCTAssertTrue(text.contains("Cannot test the selected model: the best validation epoch is 1") && text.contains("does not exist"), text)
+        XCTAssertTrue(text.contains("repro eval --checkpoint \(dir.appendingPathComponent("last.h5").path)` (epoch 3)"), text)
+    }
+
+    func testBestCheckpointIsRestoredWhenItCanBe() throws {
+        // The resumed state is the best epoch: best.h5 is written from it.
+        let a = scratch()
+        try run(a, epochs: 1)
+        try FileManager.default.removeItem(at: a.appendingPathComponent("best.h5"))
+        var lines: [String] = []
+        let r = try run(a, epochs: 2, resume: a.appendingPathComponent("last.h5"), log: { lines.append($0) })
+        XCTAssertEqual(r.bestEpoch, 1)
+        XCTAssertTrue(lines.contains { $0.contains("model from best.h5, epoch 1, best on validation") }, "\(lines)")
+        // Resumed into another directory: the source directory's best.h5 is copied.
+        let b = scratch(), c = scratch()
+        try run(b, epochs: 2)
+        let copied = try run(c, epochs: 3, resume: b.appendingPathComponent("last.h5"))
+        XCTAssertEqual(copied.bestEpoch, 1)
+        XCTAssertEqual(try Checkpoint.readAttributes(from: c.appendingPathComponent("best.h5"))["epoch"], "1")
+        XCTAssertEqual(try Data(contentsOf: c.appendingPathComponent("best.h5")),
+                       try Data(contentsOf: b.appendingPathComponent("best.h5")))
+    }
+
+    func testBatchLargerThanTheTrainingSetIsRefused() throws {
+        var c = config(epochs: 1)
+        c.batchSize = 64
+        XCTAssertThrowsError(try TrainingRun(ctx, config: c, data: data, directory: scratch())) { e in
+            XCTAssertTrue("\(e)".contains("batch_size 64 is larger than the training set (16 images)"), "\(e)")
+        }
+    }
+}
