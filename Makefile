@@ -13,7 +13,7 @@ APT_PACKAGES := pkg-config libopenblas-dev libhdf5-dev hdf5-tools libpng-dev lib
                 libopenmpi-dev openmpi-bin
 DEMO_PACKAGES := dataset-fashion-mnist
 
-.PHONY: setup setup-demo build test bench demo clean
+.PHONY: setup setup-demo build test bench demo fuzz clean
 
 setup:
 	@bash tools/apt-ensure.sh $(APT_PACKAGES)
@@ -27,6 +27,10 @@ build: setup
 test: setup
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+
+# Fuzz every decoder and parser (libFuzzer + ASan when available); FUZZ_SECONDS per target.
+fuzz: setup
+	SWIFT=$(SWIFT) bash fuzz/run.sh
 
 bench: build
 	$(BIN) bench $(if $(THREADS),--threads $(THREADS),)

@@ -44,6 +44,12 @@ let package = Package(
                 swiftSettings: [.swiftLanguageMode(.v5)]),
         .target(name: "DataPrep", dependencies: ["FFEngine", "FFIO"], path: "data-prep/Sources/DataPrep",
                 swiftSettings: [.swiftLanguageMode(.v5)]),
+        // Fuzz targets for every decoder and parser (fuzz/README.md): a library, and a
+        // driver that is libFuzzer's entry point under `make fuzz`, else a mutation loop.
+        .target(name: "FFFuzz", dependencies: ["DataPrep", "FFEngine", "FFIO"], path: "fuzz/Sources/FFFuzz",
+                swiftSettings: [.swiftLanguageMode(.v5)]),
+        .executableTarget(name: "ffrepro-fuzz", dependencies: ["FFFuzz"], path: "fuzz/Sources/ffrepro-fuzz",
+                          swiftSettings: [.swiftLanguageMode(.v5)]),
         .executableTarget(name: "repro",
                           dependencies: ["FFEngine", "DataPrep",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
@@ -59,5 +65,7 @@ let package = Package(
                     swiftSettings: [.swiftLanguageMode(.v5)]),
         // Runs the built `repro` binary with bad values (exit status and message).
         .testTarget(name: "CLITests", path: "Tests/CLITests", swiftSettings: [.swiftLanguageMode(.v5)]),
+        .testTarget(name: "FuzzTests", dependencies: ["FFFuzz"], path: "Tests/FuzzTests",
+                    swiftSettings: [.swiftLanguageMode(.v5)]),
     ]
 )

@@ -120,11 +120,19 @@ static hid_t fapl_new(void) {
     return fapl;
 }
 
-int64_t ffio_h5_create(const char *path) {
+int64_t ffio_h5_create(const char *path) { return ffio_h5_create_ex(path, 0); }
+
+int64_t ffio_h5_create_ex(const char *path, int64_t userblock) {
     LOCK();
     ffio_h5i_begin();
     hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
     H5Pset_obj_track_times(fcpl, 0);
+    if (userblock > 0 && H5Pset_userblock(fcpl, (hsize_t)userblock) < 0) {
+        ffio_h5i_fail("invalid user block size");
+        H5Pclose(fcpl);
+        UNLOCK();
+        return -1;
+    }
     hid_t fapl = fapl_new();
     hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, fcpl, fapl);
     if (f < 0) ffio_h5i_fail("cannot create the HDF5 file");
@@ -362,6 +370,15 @@ out:
     if (s >= 0) H5Sclose(s);
     UNLOCK();
     return rc;
+}
+
+int64_t ffio_h5_dset_offset(int64_t dset) {
+    LOCK();
+    ffio_h5i_begin();
+    haddr_t a = H5Dget_offset((hid_t)dset);
+    H5Eclear2(H5E_DEFAULT);
+    UNLOCK();
+    return a == HADDR_UNDEF ? -1 : (int64_t)a;
 }
 
 /* Selects the block [start, start+count) of the dataset's space; returns file and memory

@@ -48,8 +48,10 @@ int ffio_png_run(const ffio_source *src, const ffio_image_limits *lim, ffio_sink
     png_infop info = png_create_info_struct(png);
     /* Volatile: modified between setjmp and a possible longjmp. */
     uint8_t *volatile pixels = NULL;
+    png_bytep *volatile rows = NULL;
     if (!info || setjmp(png_jmpbuf(png))) {
         free(pixels);
+        free(rows);
         png_destroy_read_struct(&png, info ? &info : NULL, NULL);
         if (!err[0]) snprintf(err, errlen, "PNG: decoding failed");
         return -1;
@@ -83,11 +85,12 @@ int ffio_png_run(const ffio_source *src, const ffio_image_limits *lim, ffio_sink
     if (sink->begin(sink, (int)w, (int)h, c, &col0, &col1, &row0, &row1, err, errlen) < 0) png_longjmp(png, 1);
     if (passes > 1) {
         pixels = malloc(rowbytes * h);
-        png_bytep *rows = pixels ? malloc(sizeof(png_bytep) * h) : NULL;
+        rows = pixels ? malloc(sizeof(png_bytep) * h) : NULL;
         if (!rows) png_error(png, "out of memory");
         for (uint64_t y = 0; y < h; y++) rows[y] = pixels + y * rowbytes;
         png_read_image(png, rows);
         free(rows);
+        rows = NULL;
         for (int y = row0; y < row1; y++) sink->row(sink, y, pixels + (size_t)y * rowbytes, 0);
     } else {
         pixels = malloc(rowbytes);

@@ -144,18 +144,33 @@ void ffio_sha256_final(ffio_sha256_ctx *c, uint8_t digest[32]) {
     }
 }
 
-int ffio_sha256_file(const char *path, char hex[65]) {
+int ffio_sha256_file(const char *path, char hex[65]) { return ffio_sha256_file_range(path, 0, -1, hex); }
+
+int ffio_sha256_file_range(const char *path, int64_t offset, int64_t length, char hex[65]) {
     FILE *f = fopen(path, "rb");
     if (!f) { ffio_set_error("cannot open: %s", strerror(errno)); return -1; }
+    if (offset < 0 || fseeko(f, (off_t)offset, SEEK_SET) != 0) {
+        fclose(f);
+        ffio_set_error("cannot seek to byte %lld", (long long)offset);
+        return -1;
+    }
     ffio_sha256_ctx c;
     ffio_sha256_init(&c);
     size_t cap = 1 << 20, n;
     uint8_t *buf = malloc(cap);
-    while ((n = fread(buf, 1, cap, f)) > 0) ffio_sha256_update(&c, buf, n);
-    int bad = ferror(f);
+    if (!buf) { fclose(f); ffio_set_error("out of memory"); return -1; }
+    int64_t left = length;
+    while (left != 0) {
+        size_t want = left < 0 || (uint64_t)left > cap ? cap : (size_t)left;
+        n = fread(buf, 1, want, f);
+        if (n == 0) break;
+        ffio_sha256_update(&c, buf, n);
+        if (left > 0) left -= (int64_t)n;
+    }
+    int bad = ferror(f) || left > 0;
     fclose(f);
     free(buf);
-    if (bad) { ffio_set_error("read error"); return -1; }
+    if (bad) { ffio_set_error(left > 0 ? "the file ends before the range" : "read error"); return -1; }
     uint8_t d[32];
     ffio_sha256_final(&c, d);
     for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", d[i]);

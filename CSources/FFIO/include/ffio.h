@@ -33,6 +33,9 @@ enum { FFIO_U8 = 1, FFIO_I32 = 2, FFIO_I64 = 3, FFIO_U64 = 4, FFIO_F32 = 5, FFIO
 
 /* Creates (truncating) or opens a file. Returns a file handle or -1. */
 int64_t ffio_h5_create(const char *path);
+/* The same with a user block of `userblock` bytes (0, or a power of two >= 512) before the
+ * HDF5 data, which HDF5 leaves alone (checkpoints keep their integrity record there). */
+int64_t ffio_h5_create_ex(const char *path, int64_t userblock);
 int64_t ffio_h5_open(const char *path, int writable);
 int ffio_h5_close(int64_t file);
 int ffio_h5_flush(int64_t file);
@@ -53,6 +56,9 @@ int64_t ffio_h5_dset_open(int64_t file, const char *name);
 int ffio_h5_dset_close(int64_t dset);
 /* Element type (FFIO_*), rank and dims (dims has room for FFIO_MAX_RANK entries). */
 int ffio_h5_dset_info(int64_t dset, int *dtype, int *rank, int64_t *dims);
+/* Byte offset of a contiguous dataset's data in the file (user block included), or -1 if
+ * it has no single contiguous extent (chunked, or no data written). */
+int64_t ffio_h5_dset_offset(int64_t dset);
 /* Hyperslab I/O of a contiguous block: start/count have `rank` entries; both NULL means
  * the whole dataset. `dtype` is the memory type; HDF5 converts between numeric types. */
 int ffio_h5_dset_write(int64_t dset, int dtype, const int64_t *start, const int64_t *count,
@@ -159,6 +165,8 @@ void ffio_sha256_final(ffio_sha256_ctx *c, uint8_t digest[32]);
 /* Hex digest of a file's bytes into hex[65]. Uses the x86 SHA extensions when present
  * (FFREPRO_NO_SHANI=1 forces the portable code). */
 int ffio_sha256_file(const char *path, char hex[65]);
+/* The same over bytes [offset, offset + length) (length -1: to the end of the file). */
+int ffio_sha256_file_range(const char *path, int64_t offset, int64_t length, char hex[65]);
 
 /* ---------------------------------------------------------------------------------------
  * Pixel kernels.

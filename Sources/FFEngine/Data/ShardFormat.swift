@@ -127,6 +127,11 @@ public struct DatasetIndex: Codable, Equatable {
                 + "finish. Run the same `repro prep ...` command again; it resumes from the finished shards.",
                 file: url)
         }
+        return try decode(data, url: url)
+    }
+
+    /// Parses and checks index.json bytes (`url` names the file in messages).
+    public static func decode(_ data: Data, url: URL) throws -> DatasetIndex {
         let dec = JSONDecoder()
         dec.keyDecodingStrategy = .convertFromSnakeCase
         let index: DatasetIndex

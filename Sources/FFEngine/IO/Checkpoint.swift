@@ -47,7 +47,8 @@ public struct Checkpoint {
         }
         let temp = AtomicFile.temporaryURL(for: url)
         do {
-            let file = try HDF5File(temp, mode: .create)
+            let file = try HDF5File(temp, mode: .create, userblock: Checkpoint.userblockSize(names))
+            var regions: [(String, HDF5Dataset, Int)] = []
             for (name, t) in tensors {
                 if let bad = Checkpoint.nonFinite(UnsafeBufferPointer(t.buffer)) {
                     throw FFError(.invalidArgument, "tensor '\(name)' holds \(bad) NaN/Inf value(s); a checkpoint of "
@@ -56,10 +57,12 @@ public struct Checkpoint {
                 let d = try file.createDataset(name, type: .float32, shape: t.shape)
                 try d.write(UnsafeBufferPointer(t.buffer), start: nil, count: nil)
                 try file.setAttribute(Checkpoint.datasetChecksumKey, Checkpoint.sha256(UnsafeRawBufferPointer(t.buffer)), on: name)
+                regions.append((name, d, t.count * 4))
             }
             for (name, values) in uint64Arrays {
                 let d = try file.createDataset(name, type: .uint64, shape: [values.count])
                 try values.withUnsafeBufferPointer { try d.write($0, start: nil, count: nil) }
+                regions.append((name, d, values.count * 8))
                 try file.setAttribute(Checkpoint.datasetChecksumKey,
                                       values.withUnsafeBytes { Checkpoint.sha256($0) }, on: name)
             }
@@ -70,7 +73,10 @@ public struct Checkpoint {
             for (key, value) in attributes.sorted(by: { $0.key < $1.key }) { try file.setAttribute(key, value) }
             try file.setAttribute(Checkpoint.checksumsKey, Checkpoint.checksumsScheme)
             try file.setAttribute(Checkpoint.attributesChecksumKey, Checkpoint.attributesDigest(attributes))
+            let located = regions.map { ($0.0, $0.1.fileOffset, $0.2) }
+            regions = []
             try file.close()
+            try Checkpoint.writeIntegrityRecord(temp, regions: located)
             try AtomicFile.commit(temp, to: url)
         } catch {
             try? FileManager.default.removeItem(at: temp)
@@ -101,6 +107,7 @@ public struct Checkpoint {
     /// Reads a checkpoint. `allowForeign` accepts HDF5 files written by other tools (for
     /// example h5py): every float dataset becomes a tensor, every integer one a uint64 array.
     public static func read(from url: URL, allowForeign: Bool = false) throws -> Checkpoint {
+        try verifyIntegrityRecord(url, foreign: allowForeign)
         let file = try HDF5File(url)
         let attrs = try readAttributes(file, allowForeign: allowForeign)
         let integrity = try Integrity(file, attributes: attrs, foreign: allowForeign)
@@ -154,7 +161,8 @@ public struct Checkpoint {
 
     /// Only the string attributes (cheap: no tensor data is read).
     public static func readAttributes(from url: URL, allowForeign: Bool = false) throws -> [String: String] {
-        try readAttributes(HDF5File(url), allowForeign: allowForeign)
+        try verifyIntegrityRecord(url, foreign: allowForeign)
+        return try readAttributes(HDF5File(url), allowForeign: allowForeign)
     }
 
     static func readAttributes(_ file: HDF5File, allowForeign: Bool) throws -> [String: String] {

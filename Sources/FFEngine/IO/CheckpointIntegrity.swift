@@ -4,6 +4,14 @@ import Foundation
 /// Checksums that make a damaged or edited checkpoint fail loudly instead of evaluating
 /// garbage. They are additions to format version 1, so older files stay valid:
 ///
+/// - the file starts with an HDF5 user block (512 bytes or a larger power of two, which HDF5
+///   and h5py skip) holding a text integrity record, checked before HDF5 parses anything
+///   (libhdf5 1.10 can crash on damaged metadata):
+///       ffrepro-checkpoint-integrity 1
+///       file <sha256 of bytes [U, end)> <U = user block size>
+///       tensor <offset> <length> <sha256> <name>      (one line per dataset's raw data)
+///   followed by an empty line and zero padding; a mismatch names the tensor whose bytes
+///   changed, or says that the file's structure or attributes did;
 /// - every dataset carries a string attribute `sha256`: the hex SHA-256 of its data as stored
 ///   (little-endian float32 for tensors, uint64 for arrays), in row-major order;
 /// - the root attribute `ffrepro_checksums` = "sha256-v1" says that every dataset has one
@@ -15,6 +23,96 @@ import Foundation
 /// Files without `ffrepro_checksums` (written before it existed, or by other tools) are read
 /// without these checks; NaN/Inf tensors are refused either way.
 extension Checkpoint {
+    static let integrityMagic = "ffrepro-checkpoint-integrity 1\n"
+
+    /// A power of two >= 512 with room for the record of these datasets.
+    static func userblockSize(_ names: [String]) -> Int {
+        let need = 256 + names.reduce(0) { $0 + $1.utf8.count + 120 }
+        var u = 512
+        while u < need { u *= 2 }
+        return u
+    }
+
+    /// Size of the integrity record's user block at the start of `head`, 0 if none.
+    public static func userblockBytes(of head: [UInt8]) -> Int {
+        guard head.starts(with: Array(integrityMagic.utf8)),
+              let text = String(validating: head.prefix { $0 != 0 }, as: UTF8.self) else { return 0 }
+        let lines = text.split(separator: "\n").map { $0.split(separator: " ") }
+        guard lines.count > 1, lines[1].count == 3, let u = Int(lines[1][2]) else { return 0 }
+        return u
+    }
+
+    static func writeIntegrityRecord(_ url: URL, regions: [(String, Int?, Int)]) throws {
+        guard let size = AtomicFile.size(of: url) else { throw FFError(.io, "\(url.path) vanished while being written.", file: url) }
+        let u = userblockSize(regions.map(\.0))
+        var text = integrityMagic + "file \(try sha256(of: url, from: u, length: size - u)) \(u)\n"
+        for (name, offset, length) in regions {
+            let o = offset ?? 0
+            let sum = offset == nil || length == 0 ? sha256(UnsafeRawBufferPointer(start: nil, count: 0))
+                : try sha256(of: url, from: o, length: length)
+            text += "tensor \(o) \(length) \(sum) \(name)\n"
+        }
+        text += "\n"
+        var bytes = Array(text.utf8)
+        guard bytes.count <= u else { throw FFError(.io, "internal: checkpoint integrity record too long", file: url) }
+        bytes += [UInt8](repeating: 0, count: u - bytes.count)
+        let h = try FileHandle(forUpdating: url)
+        defer { try? h.close() }
+        try h.seek(toOffset: 0)
+        try h.write(contentsOf: Data(bytes))
+    }
+
+    static func sha256(of url: URL, from offset: Int, length: Int) throws -> String {
+        var hex = [CChar](repeating: 0, count: 65)
+        guard ffio_sha256_file_range(url.path, Int64(offset), Int64(length), &hex) == 0 else {
+            throw FFError(.corrupt, "Checkpoint \(url.path): \(String(cString: ffio_last_error())) (bytes \(offset)+\(length)); "
+                + "the file is truncated or damaged.", file: url)
+        }
+        return String(cString: hex)
+    }
+
+    /// Checks the integrity record before the file is handed to HDF5. Files without one
+    /// (older checkpoints, other tools' files) pass unchecked; a user block that is not a
+    /// valid record is damage.
+    static func verifyIntegrityRecord(_ url: URL, foreign: Bool) throws {
+        guard let h = FileHandle(forReadingAtPath: url.path) else { return }  // HDF5File reports it
+        defer { try? h.close() }
+        let head = [UInt8]((try? h.read(upToCount: 64 << 10)) ?? Data())
+        let hdf5: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]
+        if head.starts(with: hdf5) { return }
+        guard head.starts(with: Array(integrityMagic.utf8)) else {
+            // HDF5 behind a user block that is not our record: most likely a checkpoint
+            // whose first bytes are damaged; refused rather than parsed unchecked.
+            if ffio_h5_is_hdf5(url.path) == 1 {
+                throw FFError(.corrupt, "\(url.path) is an HDF5 file with a user block that is not an ffrepro integrity "
+                    + "record: a checkpoint whose first bytes are damaged, or a file not written by repro.", file: url)
+            }
+            return
+        }
+        func damaged(_ why: String) -> FFError {
+            FFError(.corrupt, "Checkpoint \(url.path): \(why); the file is damaged. Use another checkpoint (best.h5 / "
+                + "last.h5) or train again.", file: url)
+        }
+        guard let end = head.firstIndex(of: 0) ?? Optional(head.count), let text = String(validating: head[..<end], as: UTF8.self) else {
+            throw damaged("its integrity record is not text")
+        }
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let first = lines.count > 1 ? lines[1].split(separator: " ").map(String.init) : []
+        guard first.count == 3, first[0] == "file", let u = Int(first[2]), u >= 512, u <= 1 << 24, u & (u - 1) == 0,
+              let size = AtomicFile.size(of: url), size > u else {
+            throw damaged("its integrity record is malformed")
+        }
+        if try sha256(of: url, from: u, length: size - u) == first[1] { return }
+        for line in lines.dropFirst(2) where line.hasPrefix("tensor ") {
+            let f = line.split(separator: " ", maxSplits: 4).map(String.init)
+            guard f.count == 5, let o = Int(f[1]), let n = Int(f[2]), o >= u, n >= 0, o <= size - n else { continue }
+            if n > 0, try sha256(of: url, from: o, length: n) != f[3] {
+                throw damaged("tensor '\(f[4])' does not match its checksum (bytes \(o)..<\(o + n) changed)")
+            }
+        }
+        throw damaged("its structure or attributes (not the tensor data) do not match the file checksum")
+    }
+
     public static let checksumsKey = "ffrepro_checksums"
     public static let checksumsScheme = "sha256-v1"
     public static let attributesChecksumKey = "ffrepro_attributes_sha256"

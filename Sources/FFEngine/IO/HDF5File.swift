@@ -39,7 +39,8 @@ public final class HDF5File {
     private(set) var id: Int64
     public var path: String { url.path }
 
-    public init(_ url: URL, mode: Mode = .read) throws {
+    /// `userblock` (create only): bytes reserved before the HDF5 data (0, or a power of two >= 512).
+    public init(_ url: URL, mode: Mode = .read, userblock: Int = 0) throws {
         self.url = url
         let path = url.path
         if mode != .create {
@@ -55,7 +56,7 @@ public final class HDF5File {
                     + "it is a different kind of file or was overwritten.", path: path)
             }
         }
-        let h = mode == .create ? ffio_h5_create(path) : ffio_h5_open(path, mode == .readWrite ? 1 : 0)
+        let h = mode == .create ? ffio_h5_create_ex(path, Int64(userblock)) : ffio_h5_open(path, mode == .readWrite ? 1 : 0)
         guard h >= 0 else {
             let reason = String(cString: ffio_last_error())
             if mode == .create {
@@ -230,6 +231,12 @@ public final class HDF5Dataset {
 
     /// Number of elements (checked for overflow when opened).
     public let count: Int
+
+    /// Byte offset of the data in the file, for a contiguous dataset with data written.
+    public var fileOffset: Int? {
+        let o = ffio_h5_dset_offset(id)
+        return o >= 0 ? Int(o) : nil
+    }
 
     /// Writes the block [start, start+count) (both nil: everything).
     public func write<T: HDF5Element>(_ values: UnsafeBufferPointer<T>, start: [Int]?, count: [Int]?) throws {

@@ -57,7 +57,31 @@ final class CIFARSource: ItemSource {
         let archive = hundred ? "cifar-100-binary.tar.gz" : "cifar-10-binary.tar.gz"
         let expected = "\(archive), or its extracted folder (\(hundred ? "cifar-100-binary" : "cifar-10-batches-bin")) "
             + "containing \((trainFiles + testFiles).joined(separator: ", "))."
-        var files = try gather(source, wanted: trainFiles + testFiles + metaFiles, dataset: dataset, expected: expected)
+        let files = try gather(source, wanted: trainFiles + testFiles + metaFiles, dataset: dataset, expected: expected)
+        let (src, labelSets) = try parse(files, hundred: hundred, source: source)
+        let trainCount = src.trainCount
+        let defaultVal = DataPrep.defaultVal(dataset, trainCount: trainCount)
+        let val = options.val ?? defaultVal
+        let (train, held) = try Holdout.split(Array(0..<trainCount), val: val, seed: options.seed, dataset: dataset)
+        let plan = ConversionPlan(
+            dataset: dataset, source: "CIFAR-\(hundred ? 100 : 10) binary version (\(archive))",
+            command: "repro prep \(dataset) --src \(source.path)" + PrepCommandText.flags(options, val: val, defaultVal: defaultVal),
+            labelSets: labelSets, splits: [("train", train), ("val", held), ("test", Array(trainCount..<src.count))],
+            val: val, seed: options.seed, size: nil, shardBytes: options.shardBytes)
+        return try Converter.run(plan, source: src, output: output, options: options)
+    }
+
+    /// The records and label names of gathered CIFAR files (by base name), checked: every
+    /// file present, whole records, labels in range.
+    static func parse(_ gathered: [String: [UInt8]], hundred: Bool, source: URL) throws
+        -> (CIFARSource, [(key: String, names: [String])]) {
+        var files = gathered
+        let dataset = hundred ? "cifar100" : "cifar10"
+        let trainFiles = hundred ? ["train.bin"] : (1...5).map { "data_batch_\($0).bin" }
+        let testFiles = hundred ? ["test.bin"] : ["test_batch.bin"]
+        let archive = hundred ? "cifar-100-binary.tar.gz" : "cifar-10-binary.tar.gz"
+        let expected = "\(archive), or its extracted folder (\(hundred ? "cifar-100-binary" : "cifar-10-batches-bin")) "
+            + "containing \((trainFiles + testFiles).joined(separator: ", "))."
         let missing = (trainFiles + testFiles).filter { files[$0] == nil }
         if !missing.isEmpty {
             let names = files.keys.sorted()
@@ -98,15 +122,7 @@ final class CIFARSource: ItemSource {
             ? [("labels", names("fine_label_names.txt", count: 100, fallback: (0..<100).map { "class\($0)" })),
                ("coarse_labels", names("coarse_label_names.txt", count: 20, fallback: (0..<20).map { "superclass\($0)" }))]
             : [("labels", names("batches.meta.txt", count: 10, fallback: cifar10Names))]
-        let defaultVal = DataPrep.defaultVal(dataset, trainCount: trainCount)
-        let val = options.val ?? defaultVal
-        let (train, held) = try Holdout.split(Array(0..<trainCount), val: val, seed: options.seed, dataset: dataset)
-        let plan = ConversionPlan(
-            dataset: dataset, source: "CIFAR-\(hundred ? 100 : 10) binary version (\(archive))",
-            command: "repro prep \(dataset) --src \(source.path)" + PrepCommandText.flags(options, val: val, defaultVal: defaultVal),
-            labelSets: labelSets, splits: [("train", train), ("val", held), ("test", Array(trainCount..<src.count))],
-            val: val, seed: options.seed, size: nil, shardBytes: options.shardBytes)
-        return try Converter.run(plan, source: src, output: output, options: options)
+        return (src, labelSets)
     }
 
     /// Largest archive (decompressed) or file accepted; the CIFAR archives hold under 200 MB.
