@@ -381,6 +381,21 @@ int64_t ffio_h5_dset_offset(int64_t dset) {
     return a == HADDR_UNDEF ? -1 : (int64_t)a;
 }
 
+int ffio_h5_dset_set_extent(int64_t dset, int rank, const int64_t *dims) {
+    if (rank < 1 || rank > FFIO_MAX_RANK) { ffio_set_error("invalid rank"); return -1; }
+    hsize_t hd[FFIO_MAX_RANK];
+    for (int i = 0; i < rank; i++) {
+        if (dims[i] < 0) { ffio_set_error("negative dimension"); return -1; }
+        hd[i] = (hsize_t)dims[i];
+    }
+    LOCK();
+    ffio_h5i_begin();
+    int rc = 0;
+    if (H5Dset_extent((hid_t)dset, hd) < 0) { ffio_h5i_fail("cannot change the dataset's shape"); rc = -1; }
+    UNLOCK();
+    return rc;
+}
+
 /* Selects the block [start, start+count) of the dataset's space; returns file and memory
  * spaces, or -1. Caller holds the lock. */
 static int select_block(hid_t d, const int64_t *start, const int64_t *count, hid_t *fspace,

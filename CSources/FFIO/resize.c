@@ -5,6 +5,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 int ffio_resample(const uint8_t *src, int sw, int sh, int c, double x0, double y0, double rw,
                   double rh, uint8_t *dst, int dw, int dh, int flip) {
@@ -77,7 +80,7 @@ int ffio_resample_normalize(const uint8_t *src, int h, int w, int c, double x0, 
     return rc;
 }
 
-void ffio_channel_sums(const uint8_t *src, int64_t pixels, int c, uint64_t *sum, uint64_t *sumsq) {
+static void channel_sums_scalar(const uint8_t *src, int64_t pixels, int c, uint64_t *sum, uint64_t *sumsq) {
     for (int ch = 0; ch < c; ch++) {
         uint64_t s = 0, q = 0;
         for (int64_t i = 0; i < pixels; i++) {
@@ -88,4 +91,62 @@ void ffio_channel_sums(const uint8_t *src, int64_t pixels, int c, uint64_t *sum,
         sum[ch] += s;
         sumsq[ch] += q;
     }
+}
+
+void ffio_channel_sums(const uint8_t *src, int64_t pixels, int c, uint64_t *sum, uint64_t *sumsq) {
+#ifdef __SSE2__
+    if (c >= 1 && c <= 4) {
+        /* One pass over the bytes in periods of c vectors (16 * c bytes, a whole number of
+         * pixels), so every 32-bit lane always holds the same channel; lanes are flushed to
+         * 64 bits before a sum of squares could overflow. Exact, like the scalar code. */
+        const int64_t period = 16 * (int64_t)c;
+        const int64_t periods = pixels * c / period;
+        const __m128i zero = _mm_setzero_si128();
+        int64_t done = 0;
+        uint64_t s64[4][16] = { { 0 } }, q64[4][16] = { { 0 } };
+        while (done < periods) {
+            int64_t n = periods - done < 32768 ? periods - done : 32768;
+            __m128i s[4][4], q[4][4];
+            for (int m = 0; m < c; m++)
+                for (int k = 0; k < 4; k++) s[m][k] = q[m][k] = zero;
+            const uint8_t *p = src + done * period;
+            for (int64_t i = 0; i < n; i++, p += period) {
+                for (int m = 0; m < c; m++) {
+                    __m128i v = _mm_loadu_si128((const __m128i *)(p + 16 * m));
+                    __m128i lo = _mm_unpacklo_epi8(v, zero), hi = _mm_unpackhi_epi8(v, zero);
+                    __m128i lq = _mm_mullo_epi16(lo, lo), hq = _mm_mullo_epi16(hi, hi);
+                    s[m][0] = _mm_add_epi32(s[m][0], _mm_unpacklo_epi16(lo, zero));
+                    s[m][1] = _mm_add_epi32(s[m][1], _mm_unpackhi_epi16(lo, zero));
+                    s[m][2] = _mm_add_epi32(s[m][2], _mm_unpacklo_epi16(hi, zero));
+                    s[m][3] = _mm_add_epi32(s[m][3], _mm_unpackhi_epi16(hi, zero));
+                    q[m][0] = _mm_add_epi32(q[m][0], _mm_unpacklo_epi16(lq, zero));
+                    q[m][1] = _mm_add_epi32(q[m][1], _mm_unpackhi_epi16(lq, zero));
+                    q[m][2] = _mm_add_epi32(q[m][2], _mm_unpacklo_epi16(hq, zero));
+                    q[m][3] = _mm_add_epi32(q[m][3], _mm_unpackhi_epi16(hq, zero));
+                }
+            }
+            for (int m = 0; m < c; m++)
+                for (int k = 0; k < 4; k++) {
+                    uint32_t a[4], b[4];
+                    _mm_storeu_si128((__m128i *)a, s[m][k]);
+                    _mm_storeu_si128((__m128i *)b, q[m][k]);
+                    for (int l = 0; l < 4; l++) {
+                        s64[m][4 * k + l] += a[l];
+                        q64[m][4 * k + l] += b[l];
+                    }
+                }
+            done += n;
+        }
+        for (int m = 0; m < c; m++)
+            for (int b = 0; b < 16; b++) {
+                int ch = (16 * m + b) % c;
+                sum[ch] += s64[m][b];
+                sumsq[ch] += q64[m][b];
+            }
+        int64_t rest = pixels - periods * 16;
+        channel_sums_scalar(src + periods * period, rest, c, sum, sumsq);
+        return;
+    }
+#endif
+    channel_sums_scalar(src, pixels, c, sum, sumsq);
 }

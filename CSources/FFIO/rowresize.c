@@ -167,11 +167,13 @@ static void emit_rgb_sse2(const ffio_rr *r, const float *acc, uint8_t *d) {
         }
         uint32_t b[4] = { rgb_bytes(s0), rgb_bytes(s1), rgb_bytes(s2), rgb_bytes(s3) };
         uint8_t *o = d + (size_t)x * 3;
-        for (int i = 0; i < 4; i++) {
-            o[3 * i] = (uint8_t)b[i];
-            o[3 * i + 1] = (uint8_t)(b[i] >> 8);
-            o[3 * i + 2] = (uint8_t)(b[i] >> 16);
-        }
+        /* 4-byte stores; each one's fourth byte is the next pixel's, written right after. */
+        memcpy(o, &b[0], 4);
+        memcpy(o + 3, &b[1], 4);
+        memcpy(o + 6, &b[2], 4);
+        o[9] = (uint8_t)b[3];
+        o[10] = (uint8_t)(b[3] >> 8);
+        o[11] = (uint8_t)(b[3] >> 16);
     }
     for (; x < dw; x++) {
         const float *p = acc + (size_t)(r->fx.start[x] - r->col0) * 3;
@@ -231,23 +233,37 @@ static void emit(ffio_rr *r, int j) {
     }
 }
 
+/* The vertical pass, elementwise: wider vectors where the CPU has them (AVX2 without FMA,
+ * so every element is the same multiply then add on any machine). */
+#if defined(__x86_64__) && defined(__clang__)
+#define FFIO_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define FFIO_CLONES
+#endif
+FFIO_CLONES static void widen_row(float *restrict out, const uint8_t *restrict in, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] = in[i];
+}
+FFIO_CLONES static void scale_row(float *restrict a, const float *restrict x, float w, size_t n) {
+    for (size_t i = 0; i < n; i++) a[i] = w * x[i];
+}
+FFIO_CLONES static void add_scaled_row(float *restrict a, const float *restrict x, float w, size_t n) {
+    for (size_t i = 0; i < n; i++) a[i] += w * x[i];
+}
+
 void ffio_rr_push(ffio_rr *r, int y, const uint8_t *row, int first_col) {
     if (y != r->next_row || y >= r->row1) return; /* not needed (or out of order) */
     r->next_row++;
     const uint8_t *s = row + (size_t)(r->col0 - first_col) * r->c;
     float *rf = r->rowf;
     const size_t n = r->width;
-    for (size_t i = 0; i < n; i++) rf[i] = s[i];
+    widen_row(rf, s, n);
     for (int j = r->next_out; j < r->dh && r->fy.start[j] <= y; j++) {
         int k = y - r->fy.start[j];
         if (k >= r->fy.count[j]) continue;
         float w = r->fy.w[(size_t)j * r->fy.stride + k];
         float *a = r->acc + (size_t)(j % r->ring) * n;
-        if (k == 0) {
-            for (size_t i = 0; i < n; i++) a[i] = w * rf[i];
-        } else {
-            for (size_t i = 0; i < n; i++) a[i] += w * rf[i];
-        }
+        if (k == 0) scale_row(a, rf, w, n);
+        else add_scaled_row(a, rf, w, n);
     }
     while (r->next_out < r->dh && r->fy.start[r->next_out] + r->fy.count[r->next_out] - 1 <= y) {
         emit(r, r->next_out);

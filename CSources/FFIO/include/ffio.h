@@ -59,6 +59,8 @@ int ffio_h5_dset_info(int64_t dset, int *dtype, int *rank, int64_t *dims);
 /* Byte offset of a contiguous dataset's data in the file (user block included), or -1 if
  * it has no single contiguous extent (chunked, or no data written). */
 int64_t ffio_h5_dset_offset(int64_t dset);
+/* New dimensions of a chunked dataset (rank entries; shrinking drops data beyond them). */
+int ffio_h5_dset_set_extent(int64_t dset, int rank, const int64_t *dims);
 /* Hyperslab I/O of a contiguous block: start/count have `rank` entries; both NULL means
  * the whole dataset. `dtype` is the memory type; HDF5 converts between numeric types. */
 int ffio_h5_dset_write(int64_t dset, int dtype, const int64_t *start, const int64_t *count,

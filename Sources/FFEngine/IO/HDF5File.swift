@@ -238,6 +238,13 @@ public final class HDF5Dataset {
         return o >= 0 ? Int(o) : nil
     }
 
+    /// Changes the shape (chunked datasets; shrinking drops the rows beyond the new size).
+    public func setExtent(_ dims: [Int]) throws {
+        let d = dims.map(Int64.init)
+        let rc = d.withUnsafeBufferPointer { ffio_h5_dset_set_extent(id, Int32(d.count), $0.baseAddress) }
+        if rc < 0 { throw file.error("cannot resize dataset '\(name)'", kind: .io) }
+    }
+
     /// Writes the block [start, start+count) (both nil: everything).
     public func write<T: HDF5Element>(_ values: UnsafeBufferPointer<T>, start: [Int]?, count: [Int]?) throws {
         let n = count?.reduce(1, *) ?? self.count

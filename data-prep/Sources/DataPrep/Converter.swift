@@ -104,107 +104,6 @@ enum Converter {
                           shardsWritten: written.count, alreadyComplete: false, seconds: Date().timeIntervalSince(start))
     }
 
-    struct ShardJob {
-        let file: String
-        let meta: ShardWriter.Meta
-        let items: [Int]
-    }
-
-    /// Decodes shard after shard on the decoding threads while a writer thread compacts,
-    /// sums and writes the previous one (two buffers), so file writes and fsyncs overlap
-    /// decoding. Memory: two shards of pixels.
-    static func writeShards(_ work: [ShardJob], source: ItemSource, output: URL, imageBytes: Int, plan: ConversionPlan,
-                            kept: [String: ShardSummary], options: PrepOptions) throws -> [String: ShardSummary] {
-        guard !work.isEmpty else { return [:] }
-        let largest = work.map(\.items.count).max() ?? 1
-        let buffers = (0..<min(2, work.count)).map { _ in
-            UnsafeMutablePointer<UInt8>.allocate(capacity: max(1, largest * imageBytes))
-        }
-        defer { buffers.forEach { $0.deallocate() } }
-        let free = buffers.map { _ in DispatchSemaphore(value: 1) }
-        let writer = DispatchQueue(label: "ffrepro.prep.writer")
-        let state = WriterState()
-        let decoder = ParallelDecoder(source: source, threads: options.threadCount, imageBytes: imageBytes)
-        var progressBySplit: [String: FFEngine.Progress] = [:]
-        for split in plan.splits {
-            let n = work.filter { $0.meta.split == split.name }.reduce(0) { $0 + $1.items.count }
-            progressBySplit[split.name] = FFEngine.Progress("\(plan.dataset) \(split.name)", total: n, unit: "img",
-                                                   enabled: options.progress && n > 0)
-        }
-        defer { writer.sync {} }
-        var lastSplit: String? = nil
-        for (i, job) in work.enumerated() {
-            if case .afterShards(let n)? = options.testingFailure, i == n {
-                writer.sync {}
-                if let e = state.failure { throw e }
-                throw FFError(.io, "Testing: conversion stopped after \(n) new shards.")
-            }
-            if let last = lastSplit, last != job.meta.split { progressBySplit[last]?.finish() }
-            lastSplit = job.meta.split
-            let slot = i % buffers.count
-            free[slot].wait()
-            if let e = state.failure { free[slot].signal(); throw e }
-            let buffer = SendablePointer(pointer: buffers[slot])
-            let progress = progressBySplit[job.meta.split]
-            let errors = decoder.decode(job.items, into: buffer.pointer) { progress?.advance(by: $0) }
-            let done = free[slot]
-            writer.async {
-                defer { done.signal() }
-                if state.failure != nil { return }
-                do {
-                    state.record(job.file, try write(job, errors: errors, buffer: buffer.pointer, source: source,
-                                                     output: output, imageBytes: imageBytes, plan: plan))
-                } catch {
-                    state.fail(error)
-                }
-            }
-        }
-        writer.sync {}
-        if let last = lastSplit { progressBySplit[last]?.finish() }
-        if let e = state.failure { throw e }
-        return state.results
-    }
-
-    /// What the writer thread reports back, behind a lock.
-    final class WriterState: @unchecked Sendable {
-        private let lock = NSLock()
-        private var _results: [String: ShardSummary] = [:]
-        private var _failure: Error?
-
-        var results: [String: ShardSummary] { lock.lock(); defer { lock.unlock() }; return _results }
-        var failure: Error? { lock.lock(); defer { lock.unlock() }; return _failure }
-        func record(_ file: String, _ s: ShardSummary) { lock.lock(); _results[file] = s; lock.unlock() }
-        func fail(_ e: Error) { lock.lock(); _failure = _failure ?? e; lock.unlock() }
-    }
-
-    /// A shard buffer handed to the writer thread; the semaphore of its slot orders access.
-    struct SendablePointer: @unchecked Sendable { let pointer: UnsafeMutablePointer<UInt8> }
-
-    /// Keeps the decoded images in order (dropping failures), sums them and writes the shard.
-    static func write(_ job: ShardJob, errors: [String?], buffer: UnsafeMutablePointer<UInt8>, source: ItemSource,
-                      output: URL, imageBytes: Int, plan: ConversionPlan) throws -> ShardSummary {
-        let imageSize = source.imageSize
-        var labels = [[Int32]](repeating: [], count: plan.labelSets.count)
-        var skipped: [DatasetIndex.Skipped] = []
-        var n = 0
-        for (i, item) in job.items.enumerated() {
-            if let reason = errors[i] {
-                skipped.append(.init(path: source.name(of: item), reason: reason))
-                continue
-            }
-            if n != i { (buffer + n * imageBytes).update(from: buffer + i * imageBytes, count: imageBytes) }
-            for (k, l) in source.labels(of: item).enumerated() where k < labels.count { labels[k].append(l) }
-            n += 1
-        }
-        let c = imageSize[2]
-        var sum = [UInt64](repeating: 0, count: c), sumSq = sum
-        ffio_channel_sums(buffer, Int64(n * imageSize[0] * imageSize[1]), Int32(c), &sum, &sumSq)
-        let summary = ShardSummary(count: n, sum: sum, sumSq: sumSq, skipped: skipped)
-        try ShardWriter.write(output.appendingPathComponent(job.file), meta: job.meta, pixels: buffer, labels: labels,
-                              summary: summary)
-        return summary
-    }
-
     /// `body` over `items` on up to `threads` threads, results in order; the first error wins.
     static func parallelMap<T>(_ items: [String], threads: Int, _ body: (String) throws -> T) throws -> [T] {
         var results = [T?](repeating: nil, count: items.count)
@@ -314,30 +213,22 @@ final class ParallelDecoder {
         self.imageBytes = imageBytes
     }
 
-    /// Item i goes to buffer slot i; returns the failure reason per slot. `advance` is
-    /// called on the calling thread with the number of finished items, every block.
-    func decode(_ items: [Int], into buffer: UnsafeMutablePointer<UInt8>, advance: (Int) -> Void) -> [String?] {
+    /// Item i goes to buffer slot i; returns the failure reason per slot.
+    func decode(_ items: [Int], into buffer: UnsafeMutablePointer<UInt8>) -> [String?] {
         var errors = [String?](repeating: nil, count: items.count)
-        let block = max(64, 16 * threads)
-        var lo = 0
-        while lo < items.count {
-            let hi = min(lo + block, items.count)
-            let lock = NSLock()
-            var next = lo
-            errors.withUnsafeMutableBufferPointer { errs in
-                DispatchQueue.concurrentPerform(iterations: threads) { _ in
-                    while true {
-                        lock.lock()
-                        let i = next
-                        next += 1
-                        lock.unlock()
-                        if i >= hi { return }
-                        errs[i] = source.decode(items[i], into: buffer + i * imageBytes)
-                    }
+        let lock = NSLock()
+        var next = 0
+        errors.withUnsafeMutableBufferPointer { errs in
+            DispatchQueue.concurrentPerform(iterations: min(threads, max(1, items.count))) { _ in
+                while true {
+                    lock.lock()
+                    let i = next
+                    next += 1
+                    lock.unlock()
+                    if i >= items.count { return }
+                    errs[i] = source.decode(items[i], into: buffer + i * imageBytes)
                 }
             }
-            advance(hi - lo)
-            lo = hi
         }
         return errors
     }

@@ -10,7 +10,7 @@ struct ShardSummary {
     var skipped: [DatasetIndex.Skipped]
 }
 
-/// Writes one shard file (temporary name, then rename) and recognises finished ones.
+/// The layout of one shard file (written by ShardStream) and recognition of finished ones.
 enum ShardWriter {
     struct Meta {
         let plan: ConversionPlan
@@ -33,50 +33,33 @@ enum ShardWriter {
         return String(decoding: (try? enc.encode(value)) ?? Data(), as: UTF8.self)
     }
 
-    /// Writes `count` images from `pixels` and their labels (one array per label key).
-    static func write(_ url: URL, meta: Meta, pixels: UnsafePointer<UInt8>, labels: [[Int32]],
-                      summary: ShardSummary) throws {
-        let temp = AtomicFile.temporaryURL(for: url)
-        do {
-            let f = try HDF5File(temp, mode: .create)
-            let n = summary.count
-            let shape = [n] + meta.imageSize
-            let imageBytes = meta.imageSize.reduce(1, *)
-            // A chunked dataset needs a non-zero chunk; an empty shard is stored contiguous.
-            let chunk = n > 0 ? [ShardFormat.chunkRows(imageBytes: imageBytes, count: n)] + meta.imageSize : nil
-            let images = try f.createDataset("images", type: .uint8, shape: shape, chunk: chunk)
-            if n > 0 { try images.write(UnsafeBufferPointer(start: pixels, count: n * imageBytes), start: nil, count: nil) }
-            for (k, set) in meta.plan.labelSets.enumerated() {
-                let d = try f.createDataset(set.key, type: .int32, shape: [n])
-                if n > 0 { try labels[k].withUnsafeBufferPointer { try d.write($0, start: nil, count: nil) } }
-            }
-            let c = meta.imageSize[2]
-            try f.setAttribute("format", ShardFormat.name)
-            try f.setAttribute("format_version", [Int64(ShardFormat.version)], scalar: true)
-            try f.setAttribute("dataset", meta.plan.dataset)
-            try f.setAttribute("split", meta.split)
-            try f.setAttribute("source", meta.plan.source)
-            try f.setAttribute("image_size", meta.imageSize.map(Int64.init))
-            for set in meta.plan.labelSets { try f.setAttribute(classNamesKey(set.key), json(set.names)) }
-            // Filled in by `finalize` once the whole train split is known.
-            try f.setAttribute("channel_mean", [Double](repeating: .nan, count: c))
-            try f.setAttribute("channel_std", [Double](repeating: .nan, count: c))
-            try f.setAttribute("pixel_sum", summary.sum)
-            try f.setAttribute("pixel_sum_sq", summary.sumSq)
-            try f.setAttribute("shard_index", [Int64(meta.number)], scalar: true)
-            try f.setAttribute("shard_count", [Int64(meta.shardCount)], scalar: true)
-            try f.setAttribute("first_item", [Int64(meta.firstItem)], scalar: true)
-            try f.setAttribute("planned_items", [Int64(meta.plannedItems)], scalar: true)
-            try f.setAttribute("skipped", json(summary.skipped))
-            try f.setAttribute("conversion_fingerprint", meta.fingerprint)
-            try f.close()
-            try AtomicFile.commit(temp, to: url)
-        } catch {
-            try? FileManager.default.removeItem(at: temp)
-            let why = (error as? FFError)?.message ?? "\(error)"
-            throw FFError(.io, "Cannot write shard \(url.path): \(why) Nothing was left under that name; free space (or "
-                + "fix permissions) and run the same command again: the finished shards are kept.", file: url)
+    /// Labels (one array per label key) and every attribute of a shard whose images are
+    /// written (ShardStream).
+    static func writeLabelsAndAttributes(_ f: HDF5File, meta: Meta, labels: [[Int32]], summary: ShardSummary) throws {
+        let n = summary.count
+        for (k, set) in meta.plan.labelSets.enumerated() {
+            let d = try f.createDataset(set.key, type: .int32, shape: [n])
+            if n > 0 { try labels[k].withUnsafeBufferPointer { try d.write($0, start: nil, count: nil) } }
         }
+        let c = meta.imageSize[2]
+        try f.setAttribute("format", ShardFormat.name)
+        try f.setAttribute("format_version", [Int64(ShardFormat.version)], scalar: true)
+        try f.setAttribute("dataset", meta.plan.dataset)
+        try f.setAttribute("split", meta.split)
+        try f.setAttribute("source", meta.plan.source)
+        try f.setAttribute("image_size", meta.imageSize.map(Int64.init))
+        for set in meta.plan.labelSets { try f.setAttribute(classNamesKey(set.key), json(set.names)) }
+        // Filled in by `finalize` once the whole train split is known.
+        try f.setAttribute("channel_mean", [Double](repeating: .nan, count: c))
+        try f.setAttribute("channel_std", [Double](repeating: .nan, count: c))
+        try f.setAttribute("pixel_sum", summary.sum)
+        try f.setAttribute("pixel_sum_sq", summary.sumSq)
+        try f.setAttribute("shard_index", [Int64(meta.number)], scalar: true)
+        try f.setAttribute("shard_count", [Int64(meta.shardCount)], scalar: true)
+        try f.setAttribute("first_item", [Int64(meta.firstItem)], scalar: true)
+        try f.setAttribute("planned_items", [Int64(meta.plannedItems)], scalar: true)
+        try f.setAttribute("skipped", json(summary.skipped))
+        try f.setAttribute("conversion_fingerprint", meta.fingerprint)
     }
 
     /// The summary of a finished shard from an earlier run with the same plan, or nil if
