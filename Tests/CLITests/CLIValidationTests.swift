@@ -80,6 +80,30 @@ final class CLIValidationTests: XCTestCase {
         try expect(["run", "asge-fmnist", "--subset", "10", "--data", dir.path], status: 66, "has no index.json")
     }
 
+    /// A 4x3 RGB PNG.
+    static let png = Data(base64Encoded: "iVBORw0KGgoAAAANSUhEUgAAAAQAAAADCAIAAAA7ljmRAAAAFElEQVR4nGPkOiHHAANMDEgAhQMAIzgA9vgl+asAAAAASUVORK5CYII=")!
+
+    func testOutputAndDatasetMixUpsAreExplained() throws {
+        let src = scratch()
+        try FileManager.default.createDirectory(at: src.appendingPathComponent("a"), withIntermediateDirectories: true)
+        try CLIValidationTests.png.write(to: src.appendingPathComponent("a/1.png"))
+        let dir = scratch()
+        let file = dir.appendingPathComponent("f")
+        try Data("x".utf8).write(to: file)
+        let prep = ["prep", "imagefolder", "--src", src.path, "--size", "2", "--val", "0", "--name", "ds"]
+        try expect(prep + ["--out", file.appendingPathComponent("sub").path], status: 74, "Cannot create the directory",
+                   "Check that its parent exists and is writable")
+        try expect(prep + ["--out", file.path], status: 64, "is a file, not a directory")
+        let out = dir.appendingPathComponent("ds").path
+        try expect(prep + ["--out", out], status: 0, "Wrote")
+        try expect(prep + ["--out", out], status: 0, "nothing to do")
+        // Another dataset in --data: the hint names the recipe's own directory, not this one.
+        try expect(["run", "asge-fmnist", "--data", out], status: 65, "holds dataset 'ds', not 'fashion-mnist'",
+                   "--out data/fashion-mnist")
+        let (_, text) = try repro(["run", "asge-fmnist", "--data", out])
+        XCTAssertFalse(text.contains("--out \(out)"), text)
+    }
+
     func testBenchAndPrepValuesAreValidated() throws {
         try expect(["bench", "--steps", "0"], status: 64, "--steps 0 is outside 1...1000")
         let src = scratch()

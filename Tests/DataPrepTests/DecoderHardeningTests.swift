@@ -206,4 +206,23 @@ final class DecoderHardeningTests: XCTestCase {
             }
         }
     }
+
+    /// The vector channel sums equal the obvious loop for every channel count and tail.
+    func testChannelSumsAreExact() {
+        var rng = SeededRandom(seed: 9, stream: "sums")
+        for c in 1...4 {
+            for pixels in [0, 1, 5, 16, 17, 100, 4099] {
+                let px = (0..<(pixels * c)).map { _ in UInt8(rng.next() & 255) }
+                var sum = [UInt64](repeating: 0, count: c), sq = sum
+                ffio_channel_sums(px, Int64(pixels), Int32(c), &sum, &sq)
+                var rs = [UInt64](repeating: 0, count: c), rq = rs
+                for (i, v) in px.enumerated() {
+                    rs[i % c] += UInt64(v)
+                    rq[i % c] += UInt64(v) * UInt64(v)
+                }
+                XCTAssertEqual(sum, rs, "c \(c), \(pixels) pixels")
+                XCTAssertEqual(sq, rq, "c \(c), \(pixels) pixels")
+            }
+        }
+    }
 }
