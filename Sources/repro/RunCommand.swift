@@ -213,10 +213,17 @@ struct EvalCommand: ParsableCommand {
             let progress = Progress("eval \(split)", total: provider.sampleCount, unit: "img")
             let tally = try trainer.evaluate(provider, batchSize: config.microBatch, progress: progress)
             progress.finish()
-            let record = ResultsRecord(kind: "eval", config: config, dataset: choice.info, split: split, tally: tally,
+            // best.h5 was written at its epoch; the run may have trained on (its last.h5 says how far).
+            var trained = state.epoch
+            let last = url.deletingLastPathComponent().appendingPathComponent("last.h5")
+            if last.standardizedFileURL != url.standardizedFileURL, let l = try? RunCheckpoint.describe(last),
+               RunCheckpoint.differences(l.config, info.config).allSatisfy({ $0 == "epochs" }) {
+                trained = max(trained, l.epoch)
+            }
+            let record = ResultsRecord(kind: "eval", config: info.config, dataset: choice.info, split: split, tally: tally,
                                        readoutLabels: net.readoutLabels, bestReadout: info.bestReadout,
                                        checkpoint: url.path, checkpointEpoch: state.epoch, history: state.history,
-                                       epochsTrained: state.epoch)
+                                       epochsTrained: trained)
             print(Report.table(tally, config: config, labels: net.readoutLabels, bestLayer: info.bestReadout, split: split,
                                selectedFrom: "\(url.lastPathComponent), epoch \(state.epoch)",
                                comparison: PaperComparison.line(record)))
