@@ -9,13 +9,14 @@
  *  which equals u_k' Sigma_patch u_k for the patch's channel second-moment matrix.
  * Work: one image per task (static chunks over the pool, so the split and every
  * rounding depend on nothing but the shape). Inside an image, row bands of about
- * COVG_BAND_COLS positions bound the Z buffer. Forward: per band, one sgemm, then one
- * pass over Z squares each row once and adds it into the column sums of every row bin
- * of every level containing the row; at the end of the image the column sums are summed
- * across each column bin in double. Backward: per image, column coefficients de/area of
- * every (level, row bin); per band, Z (recomputed, or read from the saved z), one pass
- * dZ = 2 z * (sum over levels and row bins containing the row of their coefficients),
- * then dY = U' dZ by sgemm (beta = 1 adds into dy). */
+ * COVG_BAND_COLS positions bound the Z buffer. A table made once per call lists, for
+ * each map row, the (level, row bin) accumulator rows containing it. Forward: per band,
+ * one sgemm, then one pass over Z squares each row once and adds it into the column
+ * sums of all those accumulator rows; at the end of the image the column sums are
+ * summed across each column bin in double. Backward: per image, column coefficients
+ * de/area of every (level, row bin); per band, Z (recomputed, or read from the saved z),
+ * one pass dZ = 2 z * (sum of the coefficient rows containing the row), then dY = U' dZ
+ * by sgemm (beta = 1 adds into dy). */
 #include "ff_simd.h"
 #include "goodness_bins.h"
 
@@ -129,21 +130,39 @@ static covg_plan make_plan(const ff_covgoodness_desc *d) {
 
 static inline int band_row(const covg_plan *P, int b) { return (int)ff_chunk_begin(P->h, P->nb, b); }
 
-/* Per-thread scratch floats: 0 Z / dZ band, 1 column sums or coefficients, 2 one row. */
-static void plan_scratch(const covg_plan *P, int need_z, size_t s[3]) {
+/* Row table, shared read-only by all threads: entry r (stride 2*nl + 1 ints) holds the
+ * count m and the offsets (in floats, within one direction's block of sump rows of w)
+ * of the m accumulator rows whose row bin contains map row r, levels in order, bins in
+ * order. A row lies in at most two bins of a level (adaptive bins overlap by one row). */
+static inline int table_stride(const covg_plan *P) { return 2 * P->nl + 1; }
+
+static void fill_table(const covg_plan *P, int *tab) {
+    for (int r = 0; r < P->h; r++) {
+        int *t = tab + (long)r * table_stride(P), m = 0;
+        for (int l = 0; l < P->nl; l++) {
+            const int p = P->p[l];
+            for (int i = bin_first(r, P->h, p, P->fl); i < p && bin_start(i, P->h, p, P->fl) <= r; i++)
+                t[1 + m++] = (P->prow[l] + i) * P->w;
+        }
+        t[0] = m;
+    }
+}
+
+/* Per-thread scratch floats: 0 Z / dZ band, 1 column sums or coefficients. */
+static void plan_scratch(const covg_plan *P, int need_z, size_t s[2]) {
     s[0] = need_z ? (size_t)P->k * (size_t)P->band_cols : 0;
     s[1] = (size_t)P->k * (size_t)P->sump * (size_t)P->w;
-    s[2] = (size_t)P->w;
 }
 
 size_t ff_covgoodness_workspace_bytes(const ff_ctx *ctx, const ff_covgoodness_desc *d) {
     if (ff_covgoodness_check(d) || d->n == 0) return 0;
     covg_plan P = make_plan(d);
-    size_t s[3], per = 0;
+    size_t s[2], per = 0;
     plan_scratch(&P, 1, s);
     /* ff_ctx_scratch pads every buffer by 16 floats. */
-    for (int i = 0; i < 3; i++) per += (s[i] + 16) * sizeof(float);
-    return per * (size_t)ff_min_l(P.n, ff_ctx_threads(ctx));
+    for (int i = 0; i < 2; i++) per += (s[i] + 16) * sizeof(float);
+    const size_t table = ((size_t)P.h * (size_t)table_stride(&P) + 16) * sizeof(int);
+    return per * (size_t)ff_min_l(P.n, ff_ctx_threads(ctx)) + table;
 }
 
 /* ---------------------------------------------------------------- jobs ------------ */
@@ -153,25 +172,82 @@ typedef struct {
     int accumulate;
     const float *u, *y, *zin, *de;
     float *e, *zout, *dy;
+    const int *tab;
     float *zb[FF_MAX_THREADS];
     float *acc[FF_MAX_THREADS];
-    float *row[FF_MAX_THREADS];
 } covg_job;
 
 /* Scratch is taken on the calling thread before the job starts, for the threads that
- * will get images, so workers never touch the arena bookkeeping. */
+ * will get images, so workers never touch the arena bookkeeping. The row table lives in
+ * the caller's slot 3. */
 static void acquire_scratch(ff_ctx *ctx, covg_job *j, int need_z) {
-    size_t s[3];
+    size_t s[2];
     plan_scratch(&j->p, need_z, s);
     const int used = (int)ff_min_l(j->p.n, ff_ctx_threads(ctx));
     for (int t = 0; t < used; t++) {
         j->zb[t] = s[0] ? ff_ctx_scratch(ctx, t, 0, s[0]) : NULL;
         j->acc[t] = ff_ctx_scratch(ctx, t, 1, s[1]);
-        j->row[t] = ff_ctx_scratch(ctx, t, 2, s[2]);
-        if ((s[0] && !j->zb[t]) || !j->acc[t] || !j->row[t]) {
+        if ((s[0] && !j->zb[t]) || !j->acc[t]) {
             fprintf(stderr, "ffcore: covgoodness: out of memory for scratch\n");
             abort();
         }
+    }
+    int *tab = (int *)ff_ctx_scratch(ctx, 0, 3, (size_t)j->p.h * (size_t)table_stride(&j->p));
+    if (!tab) {
+        fprintf(stderr, "ffcore: covgoodness: out of memory for scratch\n");
+        abort();
+    }
+    fill_table(&j->p, tab);
+    j->tab = tab;
+}
+
+/* ---------------------------------------------------------------- row passes ------ */
+
+/* Half vectors for the 8..15 float tails of narrow maps (8x8, 14x14), where a
+ * partial 16-lane load would cost more than the work. */
+typedef float vf8 __attribute__((vector_size(32)));
+AI vf8 vld8(const float *p) { vf8 v; memcpy(&v, p, sizeof v); return v; }
+AI void vst8(float *p, vf8 v) { memcpy(p, &v, sizeof v); }
+
+/* a[off_q + x] += z[x]^2 for the m accumulator rows of one map row; z is squared once. */
+AI void add_squares(const float *restrict z, float *restrict a, const int *off, int m, int w) {
+    int x = 0;
+    for (; x + 16 <= w; x += 16) {
+        const vf v = vld(z + x), q = v * v;
+        for (int i = 0; i < m; i++) vst(a + off[i] + x, vld(a + off[i] + x) + q);
+    }
+    for (; x + 8 <= w; x += 8) {
+        const vf8 v = vld8(z + x), q = v * v;
+        for (int i = 0; i < m; i++) vst8(a + off[i] + x, vld8(a + off[i] + x) + q);
+    }
+    for (; x < w; x++) {
+        const float q = z[x] * z[x];
+        for (int i = 0; i < m; i++) a[off[i] + x] += q;
+    }
+}
+
+/* dz[x] = 2 z[x] * (sum of the m coefficient rows, in order); dz may be z itself. */
+AI void scale_row(const float *z, const float *restrict cf, const int *off, int m, float *dz, int w) {
+    if (m == 0) {
+        /* Floor bins: a row outside every patch of every level. */
+        memset(dz, 0, sizeof(float) * (size_t)w);
+        return;
+    }
+    int x = 0;
+    for (; x + 16 <= w; x += 16) {
+        vf c = vld(cf + off[0] + x);
+        for (int i = 1; i < m; i++) c = c + vld(cf + off[i] + x);
+        vst(dz + x, vsplat(2.0f) * vld(z + x) * c);
+    }
+    for (; x + 8 <= w; x += 8) {
+        vf8 c = vld8(cf + off[0] + x);
+        for (int i = 1; i < m; i++) c = c + vld8(cf + off[i] + x);
+        vst8(dz + x, ((vf8){0} + 2.0f) * vld8(z + x) * c);
+    }
+    for (; x < w; x++) {
+        float c = cf[off[0] + x];
+        for (int i = 1; i < m; i++) c = c + cf[off[i] + x];
+        dz[x] = 2.0f * z[x] * c;
     }
 }
 
@@ -181,9 +257,9 @@ AI void fwd_body(void *arg, long s0, long s1, int tid) {
     const covg_job *j = arg;
     const covg_plan *P = &j->p;
     const int K = P->k, C = P->c, H = P->h, W = P->w, fl = P->fl, SP = P->sump;
+    const int ts = table_stride(P);
     const long HW = P->hw;
     float *restrict acc = j->acc[tid];
-    float *restrict sq = j->row[tid];
     for (long s = s0; s < s1; s++) {
         memset(acc, 0, sizeof(float) * (size_t)K * SP * W);
         for (int b = 0; b < P->nb; b++) {
@@ -200,21 +276,12 @@ AI void fwd_body(void *arg, long s0, long s1, int tid) {
             }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, K, (int)cols, C, 1.0f, j->u, C,
                         j->y + (s * C * HW + (long)r0 * W), (int)HW, 0.0f, zb, (int)ldz);
-            for (int k = 0; k < K; k++) {
-                float *ak = acc + (long)k * SP * W;
+            for (int k = 0; k < K; k++)
                 for (int r = r0; r < r1; r++) {
-                    const float *restrict zr = zb + (long)k * ldz + (long)(r - r0) * W;
-                    for (int x = 0; x < W; x++) sq[x] = zr[x] * zr[x];
-                    for (int l = 0; l < P->nl; l++) {
-                        const int p = P->p[l];
-                        float *al = ak + (long)P->prow[l] * W;
-                        for (int i = bin_first(r, H, p, fl); i < p && bin_start(i, H, p, fl) <= r; i++) {
-                            float *restrict a = al + (long)i * W;
-                            for (int x = 0; x < W; x++) a[x] += sq[x];
-                        }
-                    }
+                    const int *t = j->tab + (long)r * ts;
+                    add_squares(zb + (long)k * ldz + (long)(r - r0) * W, acc + (long)k * SP * W, t + 1,
+                                t[0], W);
                 }
-            }
         }
         float *es = j->e + s * P->dim;
         for (int l = 0; l < P->nl; l++) {
@@ -261,9 +328,9 @@ AI void bwd_body(void *arg, long s0, long s1, int tid) {
     const covg_job *j = arg;
     const covg_plan *P = &j->p;
     const int K = P->k, C = P->c, H = P->h, W = P->w, fl = P->fl, SP = P->sump;
+    const int ts = table_stride(P);
     const long HW = P->hw;
     float *coef = j->acc[tid];
-    float *restrict rc = j->row[tid];
     float *dzb = j->zb[tid];
     for (long s = s0; s < s1; s++) {
         /* coef[k][prow_l + i][x] = sum over column bins jj containing x of
@@ -300,34 +367,12 @@ AI void bwd_body(void *arg, long s0, long s1, int tid) {
                 zb = dzb;
                 ldz = cols;
             }
-            for (int k = 0; k < K; k++) {
-                const float *ck = coef + (long)k * SP * W;
+            for (int k = 0; k < K; k++)
                 for (int r = r0; r < r1; r++) {
-                    int have = 0;
-                    for (int l = 0; l < P->nl; l++) {
-                        const int p = P->p[l];
-                        const float *cl = ck + (long)P->prow[l] * W;
-                        for (int i = bin_first(r, H, p, fl); i < p && bin_start(i, H, p, fl) <= r; i++) {
-                            const float *restrict cf = cl + (long)i * W;
-                            if (have) {
-                                for (int x = 0; x < W; x++) rc[x] += cf[x];
-                            } else {
-                                for (int x = 0; x < W; x++) rc[x] = cf[x];
-                                have = 1;
-                            }
-                        }
-                    }
-                    /* May alias (recomputed Z): each element is read before it is written. */
-                    const float *zr = zb + (long)k * ldz + (long)(r - r0) * W;
-                    float *dr = dzb + (long)k * cols + (long)(r - r0) * W;
-                    if (have) {
-                        for (int x = 0; x < W; x++) dr[x] = 2.0f * zr[x] * rc[x];
-                    } else {
-                        /* Floor bins: a row outside every patch of every level. */
-                        for (int x = 0; x < W; x++) dr[x] = 0.0f;
-                    }
+                    const int *t = j->tab + (long)r * ts;
+                    scale_row(zb + (long)k * ldz + (long)(r - r0) * W, coef + (long)k * SP * W, t + 1,
+                              t[0], dzb + (long)k * cols + (long)(r - r0) * W, W);
                 }
-            }
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, (int)cols, K, 1.0f, j->u, C, dzb,
                         (int)cols, j->accumulate ? 1.0f : 0.0f, j->dy + (s * C * HW + (long)r0 * W),
                         (int)HW);

@@ -45,7 +45,7 @@ final class CovGoodnessTests: XCTestCase {
         Shape(n: 1, c: 20, h: 2, w: 2, k: 5, levels: [1, 2, 4]),
         Shape(n: 4, c: 33, h: 9, w: 11, k: 17, levels: [4, 1, 2]),
         Shape(n: 2, c: 6, h: 7, w: 10, k: 5, levels: [1, 3], floor: true),
-        Shape(n: 2, c: 7, h: 47, w: 50, k: 5, levels: [1, 2, 3, 4]),
+        Shape(n: 2, c: 7, h: 47, w: 59, k: 5, levels: [1, 2, 3, 4]),
         Shape(n: 1, c: 4, h: 64, w: 33, k: 3, levels: [1, 5], floor: true),
     ]
 

@@ -237,10 +237,10 @@ int ff_goodness_partition(double alpha, int c_last, int c, int h, int w);
  *   memory: y read once per pass, dy written (read and written with accumulate), z
  *     written by the forward only when asked (n*k*hw floats); per thread, scratch of
  *     k*band floats for a Z / dZ band (band = whole rows, at most about 2048 positions
- *     once hw >= 2048; the forward needs none when z is given), k*w*sum(P) floats of
- *     column sums / coefficients and w floats; ff_covgoodness_workspace_bytes bounds all
- *     threads together. Work is split by image, so the results are bit-identical for
- *     any thread count and SIMD level.
+ *     once hw >= 2048; the forward needs none when z is given) and k*w*sum(P) floats of
+ *     column sums / coefficients; once per call, a row table of h*(2L + 1) ints;
+ *     ff_covgoodness_workspace_bytes bounds all threads together. Work is split by
+ *     image, so the results are bit-identical for any thread count and SIMD level.
  * ------------------------------------------------------------------------------------ */
 #define FF_COVG_MAX_LEVELS 16
 typedef struct {
