@@ -112,7 +112,7 @@ struct EvalCommand: ParsableCommand {
             let tally = try trainer.evaluate(provider, batchSize: config.microBatch, progress: progress)
             progress.finish()
             let best = state.history.last(where: { $0.bestLayer != nil })?.bestLayer
-            print(Report.table(tally, config: config, bestLayer: best, split: split,
+            print(Report.table(tally, config: config, labels: net.readoutLabels, bestLayer: best, split: split,
                                selectedFrom: "\(url.lastPathComponent), epoch \(state.epoch)"))
         }
     }

@@ -145,6 +145,13 @@ void ff_rmspool2d_backward(ff_ctx *ctx, const ff_pool2d_desc *d, const float *x,
 void ff_gap_forward(ff_ctx *ctx, int n, int c, int hw, const float *x, float *y);
 void ff_gap_backward(ff_ctx *ctx, int n, int c, int hw, const float *dy, float *dx);
 
+/* Per-channel gating (squeeze-and-excitation): x, y, dy, dx (n, c, hw), s, ds (n, c).
+ * y = x * s per plane; backward dx = dy * s (dx may be NULL) and ds = sum over hw of dy * x
+ * (overwritten). y may alias x, dx may alias dy. */
+void ff_channel_scale_forward(ff_ctx *ctx, int n, int c, int hw, const float *x, const float *s, float *y);
+void ff_channel_scale_backward(ff_ctx *ctx, int n, int c, int hw, const float *x, const float *s,
+                               const float *dy, float *dx, float *ds);
+
 /* ------------------------------------------------------------------------------------
  * Activations, elementwise over `len` floats. In-place (y == x, dx == dy) is allowed.
  * Backward functions take the forward *input* x.

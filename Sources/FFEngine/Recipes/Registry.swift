@@ -124,7 +124,6 @@ public enum Recipes {
         bp.pred = "last"
         bp.headInput = "output"
         bp.pool = .max
-        bp.bpNorm = "batch"
         bp.paperTop1 = 69.11
         bp.paperSource = "ASGE Table 3 (BP repr., VGG8)"
         return [bp]
