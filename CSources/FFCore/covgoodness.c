@@ -308,18 +308,9 @@ void ff_covgoodness_forward(ff_ctx *ctx, const ff_covgoodness_desc *d, const flo
                             const float *y, float *e, float *z) {
     check_or_die(d);
     if (d->n == 0) return;
-    covg_job job, *j = &job;
-    j->p = make_plan(d);
-    j->u = u;
-    j->y = y;
-    j->e = e;
-    j->zout = z;
-    j->zin = NULL;
-    j->de = NULL;
-    j->dy = NULL;
-    j->accumulate = 0;
-    acquire_scratch(ctx, j, z == NULL);
-    ff_parallel_for(ctx, d->n, 1, fwd_fns[ff_ctx_simd(ctx)], j);
+    covg_job j = {.p = make_plan(d), .u = u, .y = y, .e = e, .zout = z};
+    acquire_scratch(ctx, &j, z == NULL);
+    ff_parallel_for(ctx, d->n, 1, fwd_fns[ff_ctx_simd(ctx)], &j);
 }
 
 /* ---------------------------------------------------------------- backward -------- */
@@ -390,18 +381,10 @@ void ff_covgoodness_backward(ff_ctx *ctx, const ff_covgoodness_desc *d, const fl
         fprintf(stderr, "ffcore: covgoodness backward needs y or the saved z\n");
         abort();
     }
-    covg_job job, *j = &job;
-    j->p = make_plan(d);
-    j->u = u;
-    j->y = y;
-    j->zin = z;
-    j->de = de;
-    j->dy = dy;
-    j->e = NULL;
-    j->zout = NULL;
-    j->accumulate = accumulate != 0;
-    acquire_scratch(ctx, j, 1);
-    ff_parallel_for(ctx, d->n, 1, bwd_fns[ff_ctx_simd(ctx)], j);
+    covg_job j = {.p = make_plan(d), .u = u, .y = y, .zin = z, .de = de, .dy = dy,
+                  .accumulate = accumulate != 0};
+    acquire_scratch(ctx, &j, 1);
+    ff_parallel_for(ctx, d->n, 1, bwd_fns[ff_ctx_simd(ctx)], &j);
 }
 
 /* ---------------------------------------------------------------- directions ------ */
