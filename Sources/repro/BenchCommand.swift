@@ -93,7 +93,7 @@ struct BenchCommand: ParsableCommand {
     }
 
     func covariance(_ ctx: ComputeContext) throws -> CovarianceBench.Result {
-        let hw = sizes.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        let hw = sizes.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) ?? 0 }
         guard !hw.isEmpty, hw.allSatisfy({ $0 >= 1 }), channels >= 1, rounds >= 1 else {
             throw FFError("bench covariance: --sizes must list map sizes >= 1 (e.g. 8,16), --channels and --rounds must be >= 1.")
         }
