@@ -78,6 +78,11 @@ const char *ff_covgoodness_check(const ff_covgoodness_desc *d) {
     if ((long)d->c * hw > INT_MAX || (long)d->k * hw > INT_MAX || (long)d->k * d->c > INT_MAX)
         return "covgoodness: one image is too large";
     if (ff_covgoodness_dim(d) > INT_MAX) return "covgoodness: too many outputs per sample";
+    int p[FF_COVG_MAX_LEVELS];
+    long sump = 0;
+    for (int l = 0, m = ff_covgoodness_levels(d, p); l < m; l++) sump += p[l];
+    /* The row table holds offsets within one direction's column sums as int. */
+    if (sump * d->w > INT_MAX) return "covgoodness: pyramid levels too fine for the map width";
     return 0;
 }
 
