@@ -20,6 +20,8 @@ struct RecipeOverrides: ParsableArguments {
     @Option(parsing: .unconditional, help: "ASGE partition factor alpha.") var alpha: Double?
     @Option(help: "Pooling: rms, avg or max.") var pool: String?
     @Option(help: "Prediction strategy: fusion, last or best.") var pred: String?
+    @Option(help: "Initial weights: a .safetensors file (torchvision names) or a repro checkpoint.")
+    var initFrom: String?
     @Option(name: .customLong("set"), parsing: .singleValue,
             help: "Any config field, as key=value with a JSON value (e.g. --set ln_eps=1e-6). Repeatable.")
     var sets: [String] = []
@@ -40,6 +42,7 @@ struct RecipeOverrides: ParsableArguments {
             c.pool = k
         }
         if let v = pred { c.pred = v }
+        if let v = initFrom { c.initFrom = v }
         for s in sets { c = try c.setting(s) }
         try c.validate()
         return c
@@ -58,6 +61,7 @@ struct RecipeOverrides: ParsableArguments {
         if alpha != nil { out.append("--alpha") }
         if pool != nil { out.append("--pool") }
         if pred != nil { out.append("--pred") }
+        if initFrom != nil { out.append("--init-from") }
         if !sets.isEmpty { out.append("--set") }
         return out
     }

@@ -83,6 +83,8 @@ public final class TrainingRun {
             let state = try RunCheckpoint.load(resume, into: trainer, expecting: config)
             history = state.history
             startEpoch = state.epoch
+        } else if let source = config.initFrom {
+            log(try WeightTransfer.load(ctx, URL(fileURLWithPath: source), into: net).summary)
         }
         try folder.claim(for: config, continuing: continuesInPlace)
         if let resume { log("resumed from \(resume.path) after epoch \(startEpoch) (step \(trainer.step))") }
