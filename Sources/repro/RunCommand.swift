@@ -93,6 +93,9 @@ struct RunCommand: ParsableCommand {
 
     func run() throws {
         try Repro.guarded {
+            if tag != nil, out != nil || resume != nil {
+                throw FFError(.invalidArgument, "--tag names a new default run folder; it does not go with --out or --resume.")
+            }
             let ctx = threading.context()
             let choice: DatasetChoice
             let folder: URL
@@ -124,7 +127,12 @@ struct RunCommand: ParsableCommand {
                 } else if extend {
                     throw FFError(.invalidArgument, "--extend needs --epochs N (the new total).")
                 }
-                if info.epoch >= config.epochs {
+                folder = out.map { URL(fileURLWithPath: $0, isDirectory: true) } ?? source.url
+                // A run killed during its final test has trained every epoch but has no
+                // results.json yet: resuming it runs the test.
+                let target = RunDirectory(folder)
+                if info.epoch >= config.epochs,
+                   FileManager.default.fileExists(atPath: target.results.path) || target.url != source.url {
                     throw FFError(.invalidArgument, "\(ckpt.path) has finished all \(config.epochs) planned epochs. "
                         + "To train more: --resume \(resume) --epochs N --extend.")
                 }
@@ -133,7 +141,6 @@ struct RunCommand: ParsableCommand {
                     ?? stored.flatMap { FileManager.default.fileExists(atPath: $0.path) ? $0 : nil }
                 choice = try RunData.choose(config, directory: dir)
                 try Self.checkSameData(choice, info: info, checkpoint: ckpt)
-                folder = out.map { URL(fileURLWithPath: $0, isDirectory: true) } ?? source.url
                 checkpoint = ckpt
             } else {
                 guard let name else {
@@ -145,9 +152,6 @@ struct RunCommand: ParsableCommand {
                 if let note = choice.adaptation { print(note) }
                 folder = try out.map { URL(fileURLWithPath: $0, isDirectory: true) }
                     ?? RunDirectory.fresh(recipe: config.name, tag: tag).url
-            }
-            if tag != nil, out != nil || resume != nil {
-                throw FFError(.invalidArgument, "--tag names a new default run folder; it does not go with --out or --resume.")
             }
             let data = try RunData.open(choice)
             let run = try TrainingRun(ctx, config: choice.config, data: data, directory: folder, resume: checkpoint)

@@ -94,6 +94,14 @@ final class RunFolderTests: XCTestCase {
         let done = try cli.run(["run", "--resume", dir.path])
         XCTAssertEqual(done.status, 1)
         XCTAssertTrue(done.err.contains("finished all 1 planned epochs"), done.err)
+        // Killed during the final test (all epochs, no results.json): resuming runs the test.
+        let results = dir.appendingPathComponent("results.json")
+        let saved = try Data(contentsOf: results)
+        try FileManager.default.removeItem(at: results)
+        let retest = try cli.ok(["run", "--resume", dir.path])
+        XCTAssertFalse(retest.out.contains("epoch 1/1"), retest.out)
+        XCTAssertEqual(try jsonObject(results)["top1_pct"] as? Double,
+                       (try JSONSerialization.jsonObject(with: saved) as? [String: Any])?["top1_pct"] as? Double)
         let noExtend = try cli.run(["run", "--resume", dir.path, "--epochs", "3"])
         XCTAssertEqual(noExtend.status, 1)
         XCTAssertTrue(noExtend.err.contains("Add --extend"), noExtend.err)
@@ -103,9 +111,9 @@ final class RunFolderTests: XCTestCase {
         // No options repeated: the config (seed 5, the tiny model, the toy data) comes from the checkpoint.
         let r = try cli.ok(["run", "--resume", dir.path, "--epochs", "3", "--extend"])
         XCTAssertTrue(r.out.contains("resumed from \(dir.path)/last.h5 after epoch 1"), r.out)
-        let results = try jsonObject(dir.appendingPathComponent("results.json"))
-        XCTAssertEqual(results["epochs_trained"] as? Int, 3)
-        XCTAssertEqual(results["seed"] as? Int, 5)
+        let extended = try jsonObject(results)
+        XCTAssertEqual(extended["epochs_trained"] as? Int, 3)
+        XCTAssertEqual(extended["seed"] as? Int, 5)
         let lines = try String(contentsOf: dir.appendingPathComponent("metrics.jsonl"), encoding: .utf8)
         XCTAssertEqual(lines.split(separator: "\n").count, 3)
         // Whole-run ETA on the epoch lines of a run that has epochs left.
