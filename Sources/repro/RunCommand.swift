@@ -228,7 +228,8 @@ struct EvalCommand: ParsableCommand {
                RunCheckpoint.differences(l.config, info.config).allSatisfy({ $0 == "epochs" }) {
                 trained = max(trained, l.epoch)
             }
-            let record = ResultsRecord(kind: "eval", config: info.config, dataset: choice.info, split: split, tally: tally,
+            let record = ResultsRecord(kind: "eval", config: info.config, dataset: choice.info, classes: info.classes,
+                                       split: split, tally: tally,
                                        readoutLabels: net.readoutLabels, bestReadout: info.bestReadout,
                                        checkpoint: url.path, checkpointEpoch: state.epoch, history: state.history,
                                        epochsTrained: trained)

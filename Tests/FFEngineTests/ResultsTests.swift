@@ -46,7 +46,7 @@ final class ResultsTests: XCTestCase {
         let d = DatasetInfo(name: "fashion-mnist", directory: "/d", fingerprint: "f", imageSize: [28, 28, 1],
                             channelMean: [0.3], channelStd: [0.35], labelKey: "labels", classNames: ["a", "b"],
                             official: true, splitCounts: ["test": 10])
-        let r = ResultsRecord(kind: "run", config: c, dataset: d, split: "test", tally: tally,
+        let r = ResultsRecord(kind: "run", config: c, dataset: d, classes: 10, split: "test", tally: tally,
                               readoutLabels: ["layer 1", "layer 2"], bestReadout: 1, checkpoint: "best.h5",
                               checkpointEpoch: 90, history: [record(90, val: 0.9), record(100, val: 0.8)], epochsTrained: 100)
         XCTAssertEqual(r.top1Pct, 80)
@@ -72,13 +72,20 @@ final class ResultsTests: XCTestCase {
         // Best Pred recipes have no head: null, and the predictor is the chosen readout.
         var best = c
         best.pred = "best"
-        let b = ResultsRecord(kind: "eval", config: best, dataset: d, split: "test", tally: tally, readoutLabels: [],
+        let b = ResultsRecord(kind: "eval", config: best, dataset: d, classes: 10, split: "test", tally: tally, readoutLabels: [],
                               bestReadout: 2, checkpoint: nil, checkpointEpoch: nil, history: [], epochsTrained: 100)
         XCTAssertNil(b.headTop1Pct)
         XCTAssertEqual(b.top1Pct, 90)
         XCTAssertEqual(b.bestPredLabel, "readout 2")
         let bj = try JSONSerialization.jsonObject(with: b.encoded()) as! [String: Any]
         XCTAssertTrue(bj["head_top1_pct"] is NSNull)
+        // Top-5 of five classes or fewer is 100 % by definition: not reported.
+        let few = ResultsRecord(kind: "eval", config: c, dataset: d, classes: 4, split: "test", tally: tally,
+                                readoutLabels: [], bestReadout: 1, checkpoint: nil, checkpointEpoch: nil, history: [],
+                                epochsTrained: 1)
+        XCTAssertNil(few.top5Pct)
+        XCTAssertNil(few.readouts[0].top5Pct)
+        XCTAssertEqual(few.top1Pct, 80)
     }
 
     func testPaperComparisonOnlyForThePapersSetting() throws {

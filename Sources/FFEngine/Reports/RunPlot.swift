@@ -54,8 +54,20 @@ public enum RunPlot {
         v == v.rounded() && abs(v) < 1e6 ? String(Int(v)) : String(format: "%g", v)
     }
 
-    /// One panel at (x0, y0): axes, ticks, bands, lines and point markers.
-    static func panel(_ s: [Series], x0: Double, y0: Double, title: String, percent: Bool) -> [String] {
+    /// Ticks 1, 2, 5 per decade covering [lo, hi] (lo > 0), for logarithmic axes.
+    static func logTicks(_ lo: Double, _ hi: Double) -> [Double] {
+        var out: [Double] = []
+        var decade = pow(10, floor(log10(lo)))
+        while decade <= hi {
+            for m in [1.0, 2, 5] where m * decade >= lo * (1 - 1e-9) && m * decade <= hi * (1 + 1e-9) { out.append(m * decade) }
+            decade *= 10
+        }
+        return out
+    }
+
+    /// One panel at (x0, y0): axes, ticks, bands, lines and point markers. `log`: a
+    /// logarithmic y axis (losses of layers that differ by an order of magnitude).
+    static func panel(_ s: [Series], x0: Double, y0: Double, title: String, percent: Bool, log: Bool = false) -> [String] {
         var out = ["<text x=\"\(f(x0))\" y=\"\(f(y0 - 10))\" class=\"title\">\(esc(title))</text>"]
         let all = s.flatMap { $0.points }
         guard !all.isEmpty else {
@@ -65,7 +77,14 @@ public enum RunPlot {
         let maxEpoch = all.map(\.0).max()!
         let (xLo, xHi) = (1.0, max(2.0, maxEpoch))
         var yLo = all.map { $0.1 - ($0.2 ?? 0) }.min()!, yHi = all.map { $0.1 + ($0.2 ?? 0) }.max()!
-        if percent {
+        let positive = all.map(\.1).filter { $0 > 0 }
+        let logScale = log && !positive.isEmpty
+        if logScale {
+            // Bands may reach below zero; the axis starts at the smallest mean's decade step.
+            yLo = max(yLo, positive.min()! / 2)
+            yLo = logTicks(pow(10, floor(log10(yLo))), yLo).last ?? yLo
+            yHi = max(yHi, yLo * 2)
+        } else if percent {
             yLo = max(0, (yLo / 10).rounded(.down) * 10)
             yHi = min(100, max(yLo + 10, (yHi / 10).rounded(.up) * 10))
         } else {
@@ -73,9 +92,15 @@ public enum RunPlot {
             yHi = yHi + 0.05 * max(yHi - yLo, 1e-3)
         }
         func px(_ e: Double) -> Double { x0 + (e - xLo) / (xHi - xLo) * panelWidth }
-        func py(_ v: Double) -> Double { y0 + panelHeight - (v - yLo) / max(yHi - yLo, 1e-12) * panelHeight }
+        func py(_ v: Double) -> Double {
+            if logScale {
+                let t = (Foundation.log(max(v, yLo)) - Foundation.log(yLo)) / (Foundation.log(yHi) - Foundation.log(yLo))
+                return y0 + panelHeight - t * panelHeight
+            }
+            return y0 + panelHeight - (v - yLo) / max(yHi - yLo, 1e-12) * panelHeight
+        }
         out.append("<rect x=\"\(f(x0))\" y=\"\(f(y0))\" width=\"\(f(panelWidth))\" height=\"\(f(panelHeight))\" class=\"frame\"/>")
-        for t in ticks(yLo, yHi) {
+        for t in logScale ? logTicks(yLo, yHi) : ticks(yLo, yHi) {
             out.append("<line x1=\"\(f(x0))\" x2=\"\(f(x0 + panelWidth))\" y1=\"\(f(py(t)))\" y2=\"\(f(py(t)))\" class=\"grid\"/>")
             out.append("<text x=\"\(f(x0 - 6))\" y=\"\(f(py(t) + 4))\" class=\"ytick\">\(tickText(t))</text>")
         }
@@ -140,7 +165,7 @@ public enum RunPlot {
             var x = left
             out += panel(val, x0: x, y0: py, title: "validation accuracy per readout (%)", percent: true)
             x += panelWidth + gap + 20
-            out += panel(loss, x0: x, y0: py, title: "training loss (nats)", percent: false)
+            out += panel(loss, x0: x, y0: py, title: "training loss (nats, log scale)", percent: false, log: true)
             x += panelWidth + gap + 20
             out += panel(pred, x0: x, y0: py, title: "\(predictor) (%)", percent: true)
             x += panelWidth + 24

@@ -10,7 +10,14 @@ public struct ResultsRecord: Codable, Equatable {
     public struct Readout: Codable, Equatable {
         public var label: String
         public var top1Pct: Double
-        public var top5Pct: Double
+        public var top5Pct: Double?
+
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(label, forKey: .label)
+            try c.encode(top1Pct, forKey: .top1Pct)
+            try c.encode(top5Pct, forKey: .top5Pct)
+        }
     }
 
     /// The paper's number for the recipe and whether this result may be set beside it.
@@ -109,12 +116,14 @@ public struct ResultsRecord: Codable, Equatable {
         try c.encode(trainSeconds, forKey: .trainSeconds)
     }
 
-    /// The record of an evaluation `tally` of a model trained with `config`.
-    /// `bestReadout` is the readout chosen on validation (Best Pred).
-    public init(kind: String, config: RecipeConfig, dataset: DatasetInfo?, split: String?, tally: Tally?,
+    /// The record of an evaluation `tally` of a model of `classes` classes trained with
+    /// `config`. `bestReadout` is the readout chosen on validation (Best Pred). Top-5 is
+    /// null for five classes or fewer (it would be 100 % by definition).
+    public init(kind: String, config: RecipeConfig, dataset: DatasetInfo?, classes: Int, split: String?, tally: Tally?,
                 readoutLabels: [String], bestReadout: Int?, checkpoint: String?, checkpointEpoch: Int?,
                 history: [EpochRecord], epochsTrained: Int?) {
         func pct(_ x: Double) -> Double { EpochRecord.pct(x) }
+        func pct5(_ x: Double) -> Double? { classes > 5 ? EpochRecord.pct(x) : nil }
         self.kind = kind
         recipe = config.name
         seed = config.seed
@@ -137,7 +146,7 @@ public struct ResultsRecord: Codable, Equatable {
             let acc = t.unitAccuracy, top5 = t.unitTop5Accuracy
             readouts = acc.indices.map {
                 Readout(label: $0 < readoutLabels.count ? readoutLabels[$0] : "readout \($0 + 1)", top1Pct: pct(acc[$0]),
-                        top5Pct: pct(top5[$0]))
+                        top5Pct: pct5(top5[$0]))
             }
             if !acc.isEmpty {
                 let b = min(max(bestReadout ?? t.bestLayer ?? 1, 1), acc.count)
@@ -148,7 +157,7 @@ public struct ResultsRecord: Codable, Equatable {
             }
             if config.pred != "best" {
                 headTop1Pct = pct(t.headAccuracy)
-                headTop5Pct = pct(t.headTop5Accuracy)
+                headTop5Pct = pct5(t.headTop5Accuracy)
             }
             (top1Pct, top5Pct) = config.pred == "best" ? (bestPredTop1Pct, bestPredTop5Pct) : (headTop1Pct, headTop5Pct)
         }

@@ -136,7 +136,8 @@ public final class TrainingRun {
             tally = try trainer.evaluate(test, batchSize: config.microBatch, progress: progress)
             progress.finish()
         }
-        let record = ResultsRecord(kind: "run", config: config, dataset: data.dataset, split: "test", tally: tally,
+        let record = ResultsRecord(kind: "run", config: config, dataset: data.dataset, classes: net.classes, split: "test",
+                                   tally: tally,
                                    readoutLabels: net.readoutLabels, bestReadout: result.bestLayer,
                                    checkpoint: checkpointEpoch == nil ? nil : "best.h5", checkpointEpoch: checkpointEpoch,
                                    history: history, epochsTrained: result.epochsTrained)
