@@ -101,7 +101,7 @@ struct RunCommand: ParsableCommand {
             let folder: URL
             var checkpoint: URL?
             if let resume {
-                let (ckpt, source) = try RunDirectory.resumeSource(URL(fileURLWithPath: resume))
+                let (ckpt, source) = try RunFolder.resumeSource(URL(fileURLWithPath: resume))
                 let info = try RunCheckpoint.describe(ckpt)
                 var config = info.config
                 if let name, name != config.name {
@@ -130,7 +130,7 @@ struct RunCommand: ParsableCommand {
                 folder = out.map { URL(fileURLWithPath: $0, isDirectory: true) } ?? source.url
                 // A run killed during its final test has trained every epoch but has no
                 // results.json yet: resuming it runs the test.
-                let target = RunDirectory(folder)
+                let target = RunFolder(folder)
                 if info.epoch >= config.epochs,
                    FileManager.default.fileExists(atPath: target.results.path) || target.url != source.url {
                     throw FFError(.invalidArgument, "\(ckpt.path) has finished all \(config.epochs) planned epochs. "
@@ -151,7 +151,7 @@ struct RunCommand: ParsableCommand {
                 choice = try RunData.choose(config, directory: overrides.dataURL)
                 if let note = choice.adaptation { print(note) }
                 folder = try out.map { URL(fileURLWithPath: $0, isDirectory: true) }
-                    ?? RunDirectory.fresh(recipe: config.name, tag: tag).url
+                    ?? RunFolder.fresh(recipe: config.name, tag: tag).url
             }
             let data = try RunData.open(choice)
             let run = try TrainingRun(ctx, config: choice.config, data: data, directory: folder, resume: checkpoint)

@@ -47,7 +47,7 @@ struct SweepCommand: ParsableCommand {
             // Fails here, before any child starts, if the options do not make a valid config.
             let config = try overrides.apply(to: try Recipes.named(name))
             let sweep = try out.map { URL(fileURLWithPath: $0, isDirectory: true) }
-                ?? RunDirectory.fresh(recipe: config.name, tag: "sweep" + (tag.map { "-\($0)" } ?? "")).url
+                ?? RunFolder.fresh(recipe: config.name, tag: "sweep" + (tag.map { "-\($0)" } ?? "")).url
             try FileManager.default.createDirectory(at: sweep, withIntermediateDirectories: true)
             let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
             let args = Array(CommandLine.arguments.dropFirst())
@@ -56,7 +56,7 @@ struct SweepCommand: ParsableCommand {
             print("sweep \(config.name) over seeds \(parsed.map(String.init).joined(separator: ", ")) into \(sweep.path)")
             for seed in parsed {
                 let dir = sweep.appendingPathComponent("seed-\(seed)")
-                let folder = RunDirectory(dir)
+                let folder = RunFolder(dir)
                 let childArgs: [String]
                 if FileManager.default.fileExists(atPath: folder.results.path) {
                     print("seed \(seed): finished earlier (\(dir.path)); kept")

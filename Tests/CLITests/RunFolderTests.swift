@@ -68,7 +68,7 @@ final class RunFolderTests: XCTestCase {
         let first = RunFolderTests.firstRun!
         XCTAssertNotNil(first.lastPathComponent.range(of: #"^\d{8}-\d{6}(-\d+)?$"#, options: .regularExpression),
                         first.lastPathComponent)
-        for f in RunDirectory.runFiles {
+        for f in RunFolder.runFiles {
             XCTAssertTrue(FileManager.default.fileExists(atPath: first.appendingPathComponent(f).path), f)
         }
         let before = try Data(contentsOf: first.appendingPathComponent("metrics.jsonl"))

@@ -183,12 +183,12 @@ final class ResultsTests: XCTestCase {
 
         let root = Scratch.directory("root")
         let date = Date(timeIntervalSince1970: 1_700_000_000)
-        let a = try RunDirectory.fresh(recipe: "r", tag: "x", root: root, date: date)
+        let a = try RunFolder.fresh(recipe: "r", tag: "x", root: root, date: date)
         try FileManager.default.createDirectory(at: a.url, withIntermediateDirectories: true)
-        let b = try RunDirectory.fresh(recipe: "r", tag: "x", root: root, date: date)
+        let b = try RunFolder.fresh(recipe: "r", tag: "x", root: root, date: date)
         XCTAssertNotEqual(a.url, b.url)
         XCTAssertEqual(b.url.lastPathComponent, a.url.lastPathComponent + "-2")
-        XCTAssertThrowsError(try RunDirectory.fresh(recipe: "r", tag: "a/b", root: root))
+        XCTAssertThrowsError(try RunFolder.fresh(recipe: "r", tag: "a/b", root: root))
     }
 
     func testCheckpointAttributesAreTypedAndCarryTheDataset() throws {

@@ -32,11 +32,11 @@ public struct RunResult {
 
 /// A whole training run: epochs with cosine LR, validation after each epoch, metrics
 /// logs, last/best checkpoints (atomic), resume, and the final test evaluation of the
-/// best-on-validation checkpoint. The run folder's rules are `RunDirectory`'s.
+/// best-on-validation checkpoint. The run folder's rules are `RunFolder`'s.
 public final class TrainingRun {
     public let config: RecipeConfig
     public let ctx: ComputeContext
-    public let folder: RunDirectory
+    public let folder: RunFolder
     public let resume: URL?
     public let data: RunData
     /// Where run lines go; the default flushes each line so logs redirected to a file
@@ -54,7 +54,7 @@ public final class TrainingRun {
         self.ctx = ctx
         self.config = config
         self.data = data
-        folder = RunDirectory(directory)
+        folder = RunFolder(directory)
         self.resume = resume?.standardizedFileURL
     }
 

@@ -1,14 +1,16 @@
 import Foundation
 
-/// The folder of one training run and the rules that keep runs apart. Every run gets its
-/// own folder (by default `runs/<recipe>/<date>-<time>[-<tag>]`); a run never deletes or
-/// replaces the files of another run. All decisions about a run folder are made here, so
-/// that locking (one process per folder) has a single place to live.
+/// Where a training run's folder is and which folder a run may use. Every run gets its own
+/// folder (by default `runs/<recipe>/<date>-<time>[-<tag>]`); a run never deletes or
+/// replaces the files of another run. The naming, `--resume` paths and the check that a
+/// folder is free (`claim`) live here; `claim` is the one call TrainingRun makes before it
+/// writes, so an exclusive lock and `--overwrite` (the hardening work's RunDirectory)
+/// replace it in one place.
 ///
 /// Files: `config.json` (resolved recipe), `last.h5` and `best.h5` (checkpoints),
 /// `metrics.jsonl`/`metrics.csv` (one record per epoch), `results.json` (schema v2, see
 /// docs/results.md).
-public struct RunDirectory {
+public struct RunFolder {
     public let url: URL
 
     public init(_ url: URL) { self.url = url.standardizedFileURL }
@@ -32,7 +34,7 @@ public struct RunDirectory {
 
     /// `root/<recipe>/<yyyyMMdd-HHmmss>[-<tag>]`, with `-2`, `-3`, ... appended if that
     /// folder already exists (two runs started in the same second).
-    public static func fresh(recipe: String, tag: String?, root: URL = defaultRoot, date: Date = Date()) throws -> RunDirectory {
+    public static func fresh(recipe: String, tag: String?, root: URL = defaultRoot, date: Date = Date()) throws -> RunFolder {
         if let tag, tag.isEmpty || tag.contains("/") || tag.hasPrefix(".") {
             throw FFError(.invalidArgument, "--tag '\(tag)' cannot name a folder: use letters, digits, '-', '_' or '.'"
                 + " (no '/', not starting with '.').")
@@ -48,31 +50,31 @@ public struct RunDirectory {
             candidate = parent.appendingPathComponent("\(base)-\(n)", isDirectory: true)
             n += 1
         }
-        return RunDirectory(candidate)
+        return RunFolder(candidate)
     }
 
     /// `--resume PATH`: a run folder (its last.h5) or a checkpoint file, and the folder it
     /// belongs to.
-    public static func resumeSource(_ path: URL) throws -> (checkpoint: URL, directory: RunDirectory) {
+    public static func resumeSource(_ path: URL) throws -> (checkpoint: URL, directory: RunFolder) {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path.path, isDirectory: &isDir) else {
             throw FFError(.missing, "--resume \(path.path): no such file or folder. Pass a run folder (it continues "
                 + "from its last.h5) or a checkpoint file.", file: path)
         }
         if isDir.boolValue {
-            let dir = RunDirectory(path)
+            let dir = RunFolder(path)
             guard FileManager.default.fileExists(atPath: dir.last.path) else {
                 throw FFError(.missing, "--resume \(path.path): the folder has no last.h5, so no epoch of that run "
                     + "finished. Start the run again instead.", file: path)
             }
             return (dir.last, dir)
         }
-        return (path.standardizedFileURL, RunDirectory(path.deletingLastPathComponent()))
+        return (path.standardizedFileURL, RunFolder(path.deletingLastPathComponent()))
     }
 
     /// The run files present in the folder.
     public var presentRunFiles: [String] {
-        RunDirectory.runFiles.filter { FileManager.default.fileExists(atPath: url.appendingPathComponent($0).path) }
+        RunFolder.runFiles.filter { FileManager.default.fileExists(atPath: url.appendingPathComponent($0).path) }
     }
 
     /// The config of the run the folder holds, if it has one.
@@ -102,7 +104,7 @@ public struct RunDirectory {
             ? "its config.json belongs to a different run"
             : "it holds another run (\(present.joined(separator: ", ")))"
         throw FFError(.invalidArgument, "Run folder \(url.path) cannot take this run: \(how). A run never replaces "
-            + "another run's files. Leave out --out (each run gets a new folder under \(RunDirectory.defaultRoot.path)/), "
+            + "another run's files. Leave out --out (each run gets a new folder under \(RunFolder.defaultRoot.path)/), "
             + "choose an empty --out, or continue the run that is there with --resume \(url.path).", file: url)
     }
 }
