@@ -1,25 +1,20 @@
 import FFEngine
 import FFIO
 import Foundation
+import TestScratch
 import XCTest
 
 @testable import DataPrep
 
 /// Small generated datasets in temporary directories.
 enum Fixtures {
-    /// A new temporary directory, removed when the test bundle finishes.
-    static func tempDir(_ name: String = "ffprep") -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(UUID().uuidString)")
-        try! FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        Cleanup.shared.add(url)
-        return url
-    }
+    static func tempDir(_ name: String = "ffprep") -> URL { Scratch.directory(name) }
 
-    /// A temporary directory removed when `test` ends.
+    /// A temporary directory removed when `test` ends (permissions a test took away are
+    /// restored first).
     static func scratch(_ test: XCTestCase, _ name: String = "ffprep") -> URL {
         let url = tempDir(name)
         test.addTeardownBlock {
-            // Restore permissions a test may have taken away, then remove everything.
             _ = try? Process.run(URL(fileURLWithPath: "/bin/chmod"), arguments: ["-R", "u+rwX", url.path]).waitUntilExit()
             try? FileManager.default.removeItem(at: url)
         }
@@ -165,30 +160,5 @@ enum Fixtures {
             out[name] = FileManager.default.contents(atPath: dir.appendingPathComponent(name).path)
         }
         return out
-    }
-}
-
-/// Removes the directories of `Fixtures.tempDir` when the test bundle ends.
-final class Cleanup: NSObject, XCTestObservation {
-    static let shared: Cleanup = {
-        let c = Cleanup()
-        XCTestObservationCenter.shared.addTestObserver(c)
-        return c
-    }()
-
-    private let lock = NSLock()
-    private var urls: [URL] = []
-
-    func add(_ url: URL) {
-        lock.lock()
-        urls.append(url)
-        lock.unlock()
-    }
-
-    func testBundleDidFinish(_ testBundle: Bundle) {
-        lock.lock()
-        defer { lock.unlock() }
-        for u in urls { try? FileManager.default.removeItem(at: u) }
-        urls = []
     }
 }

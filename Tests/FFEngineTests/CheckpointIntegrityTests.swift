@@ -114,7 +114,7 @@ final class CheckpointIntegrityTests: XCTestCase {
         config.inputSize = 32
         let url = dir.appendingPathComponent("d.h5")
         try writeLegacy(url, tensors: [("params/w", [1], [1])], attrs: good.merging(["config": config.json()]) { $1 })
-        XCTAssertTrue(error { _ = try RunCheckpoint.describe(url) }.contains("input_size 32 but input_shape is 1,28,28"))
+        XCTAssertTrue(error { _ = try RunCheckpoint.describe(url) }.contains("input_size 32 but input_shape is [1, 28, 28]"))
         config.inputSize = nil
         config.beta1 = 1.5
         try writeLegacy(url, tensors: [("params/w", [1], [1])], attrs: good.merging(["config": config.json()]) { $1 })

@@ -46,8 +46,8 @@ final class RunDirectoryTests: XCTestCase {
         try run(dir, epochs: 1)
         let metrics = try Data(contentsOf: dir.appendingPathComponent("metrics.jsonl"))
         let text = message { try run(dir, epochs: 2) }
-        XCTAssertTrue(text.contains("already holds a run") && text.contains("last.h5 is tiny after epoch 1"), text)
-        XCTAssertTrue(text.contains("--resume \(dir.appendingPathComponent("last.h5").path)") && text.contains("--overwrite"), text)
+        XCTAssertTrue(text.contains("cannot take this run: it holds another run") && text.contains("last.h5 is tiny after epoch 1"), text)
+        XCTAssertTrue(text.contains("--resume \(dir.standardizedFileURL.path)") && text.contains("--overwrite"), text)
         XCTAssertEqual(try Data(contentsOf: dir.appendingPathComponent("metrics.jsonl")), metrics, "nothing was touched")
         XCTAssertEqual(try run(dir, epochs: 2, overwrite: true).epochsTrained, 2)
         // Continuing the run in its own directory needs no flag; --overwrite with it is refused.
@@ -68,34 +68,42 @@ final class RunDirectoryTests: XCTestCase {
         XCTAssertTrue(message { try run(data, epochs: 1) }.contains("holds a converted dataset"))
     }
 
-    func testFinalTestStopsWhenTheBestCheckpointIsMissing() throws {
+    func testResumeWithoutTheBestCheckpointNamesWhatItTests() throws {
         let dir = scratch()
         try run(dir, epochs: 2)  // best epoch 1, last epoch 2
         try FileManager.default.removeItem(at: dir.appendingPathComponent("best.h5"))
         var lines: [String] = []
-        let text = message { try run(dir, epochs: 3, resume: dir.appendingPathComponent("last.h5"), log: { lines.append($0) }) }
-        XCTAssertTrue(lines.contains { $0.contains("warning: the best validation epoch so far is 1") }, "\(lines)")
-        XCTAssertTrue(text.contains("Cannot test the selected model: the best validation epoch is 1") && text.contains("does not exist"), text)
-        XCTAssertTrue(text.contains("repro eval --checkpoint \(dir.appendingPathComponent("last.h5").path)` (epoch 3)"), text)
+        let r = try run(dir, epochs: 3, resume: dir.appendingPathComponent("last.h5"), log: { lines.append($0) })
+        // The resumed epoch stands in as the best so far, and the test names it.
+        XCTAssertTrue(lines.contains { $0.contains("no best.h5 for epoch 1") && $0.contains("resumed epoch 2") }, "\(lines)")
+        XCTAssertEqual(r.record?.checkpointEpoch, 2)
+        XCTAssertEqual(try RunCheckpoint.describe(dir.appendingPathComponent("best.h5")).epoch, 2)
     }
 
-    func testBestCheckpointIsRestoredWhenItCanBe() throws {
-        // The resumed state is the best epoch: best.h5 is written from it.
-        let a = scratch()
-        try run(a, epochs: 1)
-        try FileManager.default.removeItem(at: a.appendingPathComponent("best.h5"))
-        var lines: [String] = []
-        let r = try run(a, epochs: 2, resume: a.appendingPathComponent("last.h5"), log: { lines.append($0) })
-        XCTAssertEqual(r.bestEpoch, 1)
-        XCTAssertTrue(lines.contains { $0.contains("model from best.h5, epoch 1, best on validation") }, "\(lines)")
-        // Resumed into another directory: the source directory's best.h5 is copied.
+    func testFinalTestRefusesABestCheckpointOfAnotherEpoch() throws {
+        let dir = scratch()
+        try run(dir, epochs: 2)
+        let claimed = try RunFolder(dir).claim(for: config(epochs: 2), continuing: true)
+        defer { claimed.release() }
+        XCTAssertEqual(try claimed.checkpointForTest(bestEpoch: 1).lastPathComponent, "best.h5")
+        let text = message { _ = try claimed.checkpointForTest(bestEpoch: 2) }
+        XCTAssertTrue(text.contains("Cannot test the selected model: the best validation epoch is 2") && text.contains("holds epoch 1"), text)
+        XCTAssertTrue(text.contains("repro eval --checkpoint \(dir.standardizedFileURL.appendingPathComponent("last.h5").path)` (epoch 2)"), text)
+        try FileManager.default.removeItem(at: dir.appendingPathComponent("best.h5"))
+        XCTAssertTrue(message { _ = try claimed.checkpointForTest(bestEpoch: 1) }.contains("does not exist"))
+    }
+
+    func testBestCheckpointIsCopiedWhenResumingIntoAnotherFolder() throws {
         let b = scratch(), c = scratch()
         try run(b, epochs: 2)
-        let copied = try run(c, epochs: 3, resume: b.appendingPathComponent("last.h5"))
+        var lines: [String] = []
+        let copied = try run(c, epochs: 3, resume: b.appendingPathComponent("last.h5"), log: { lines.append($0) })
         XCTAssertEqual(copied.bestEpoch, 1)
-        XCTAssertEqual(try Checkpoint.readAttributes(from: c.appendingPathComponent("best.h5"))["epoch"], "1")
+        XCTAssertEqual(copied.record?.checkpointEpoch, 1)
+        XCTAssertEqual(try RunCheckpoint.describe(c.appendingPathComponent("best.h5")).epoch, 1)
         XCTAssertEqual(try Data(contentsOf: c.appendingPathComponent("best.h5")),
                        try Data(contentsOf: b.appendingPathComponent("best.h5")))
+        XCTAssertTrue(lines.contains { $0.contains("best validation epoch 1") }, "\(lines)")
     }
 
     func testBatchLargerThanTheTrainingSetIsRefused() throws {

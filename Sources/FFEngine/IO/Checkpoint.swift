@@ -1,13 +1,14 @@
 import Foundation
 
-/// A training checkpoint: named float32 tensors, named uint64 arrays (RNG states, counters)
-/// and string attributes, stored in one HDF5 file.
+/// A training checkpoint: named float32 tensors, named uint64 arrays (RNG states, counters),
+/// string attributes and typed numeric attributes, stored in one HDF5 file.
 ///
 /// On disk: a tensor "params/layer3.conv.weight" is the float32 dataset of that path (the
 /// groups "params" etc. are created), uint64 arrays likewise; attributes are variable-length
-/// UTF-8 string attributes of the root group. Reserved root attributes: `ffrepro_format`
-/// ("ffrepro-checkpoint"), `ffrepro_format_version`, `ffrepro_order` (JSON list of the
-/// dataset names in insertion order), and the integrity attributes of
+/// UTF-8 string attributes of the root group, numbers are int64 or float64 attributes
+/// (scalars without a dimension, lists one-dimensional). Reserved root attributes:
+/// `ffrepro_format` ("ffrepro-checkpoint"), `ffrepro_format_version`, `ffrepro_order` (JSON
+/// list of the dataset names in insertion order), and the integrity attributes of
 /// CheckpointIntegrity.swift (`ffrepro_checksums`, `ffrepro_attributes_sha256`, and a
 /// `sha256` attribute on every dataset). Files are written atomically.
 public struct Checkpoint {
@@ -19,6 +20,8 @@ public struct Checkpoint {
     public var tensors: [(String, Tensor)]
     public var uint64Arrays: [(String, [UInt64])]
     public var attributes: [String: String]
+    /// Numeric root attributes (h5py reads them as numbers, not strings).
+    public var numbers: [String: NumericAttribute] = [:]
     /// The file this checkpoint was read from (for error messages); nil if built in memory.
     public var source: URL?
     /// Element type of every dataset read from the file, by name (also those not kept).
@@ -41,7 +44,11 @@ public struct Checkpoint {
     public func write(to url: URL) throws {
         let names = tensors.map(\.0) + uint64Arrays.map(\.0)
         try Checkpoint.checkNames(names, file: url)
-        if let bad = attributes.keys.first(where: { Checkpoint.reserved.contains($0) }) {
+        if let bad = attributes.keys.first(where: { numbers[$0] != nil }) {
+            throw FFError(.invalidArgument, "Cannot write checkpoint \(url.path): the attribute '\(bad)' is given both "
+                + "as a string and as a number.", file: url)
+        }
+        if let bad = Set(attributes.keys).union(numbers.keys).first(where: { Checkpoint.reserved.contains($0) }) {
             throw FFError(.invalidArgument, "Cannot write checkpoint \(url.path): the attribute name '\(bad)' "
                 + "is reserved by the checkpoint format; rename it.", file: url)
         }
@@ -71,8 +78,9 @@ public struct Checkpoint {
             let order = try JSONSerialization.data(withJSONObject: names)
             try file.setAttribute("ffrepro_order", String(decoding: order, as: UTF8.self))
             for (key, value) in attributes.sorted(by: { $0.key < $1.key }) { try file.setAttribute(key, value) }
+            for (key, value) in numbers.sorted(by: { $0.key < $1.key }) { try value.write(to: file, name: key) }
             try file.setAttribute(Checkpoint.checksumsKey, Checkpoint.checksumsScheme)
-            try file.setAttribute(Checkpoint.attributesChecksumKey, Checkpoint.attributesDigest(attributes))
+            try file.setAttribute(Checkpoint.attributesChecksumKey, Checkpoint.attributesDigest(attributes, numbers))
             let located = regions.map { ($0.0, $0.1.fileOffset, $0.2) }
             regions = []
             try file.close()
@@ -110,7 +118,7 @@ public struct Checkpoint {
         try verifyIntegrityRecord(url, foreign: allowForeign)
         let file = try HDF5File(url)
         let attrs = try readAttributes(file, allowForeign: allowForeign)
-        let integrity = try Integrity(file, attributes: attrs, foreign: allowForeign)
+        let integrity = try Integrity(file, attributes: attrs, numbers: readNumbers(file), foreign: allowForeign)
         var order = try file.datasetNames()
         if file.hasAttribute("ffrepro_order"),
            let data = try file.stringAttribute("ffrepro_order").data(using: .utf8),
@@ -124,6 +132,7 @@ public struct Checkpoint {
             order = listed + order.filter { !listedSet.contains($0) }
         }
         var ckpt = Checkpoint(attributes: attrs)
+        ckpt.numbers = try readNumbers(file)
         ckpt.source = url
         let fileBytes = AtomicFile.size(of: url) ?? 0
         for name in order {
@@ -188,7 +197,36 @@ public struct Checkpoint {
         }
         // Edited run attributes (input_shape, classes, config) fail here, before anything
         // is built from them.
-        _ = try Integrity(file, attributes: out, foreign: allowForeign)
+        _ = try Integrity(file, attributes: out, numbers: readNumbers(file), foreign: allowForeign)
+        return out
+    }
+
+    /// Only the numeric attributes (cheap: no tensor data is read).
+    public static func readNumbers(from url: URL) throws -> [String: NumericAttribute] {
+        try verifyIntegrityRecord(url, foreign: false)
+        let file = try HDF5File(url)
+        _ = try readAttributes(file, allowForeign: false)
+        return try readNumbers(file)
+    }
+
+    static func readNumbers(_ file: HDF5File) throws -> [String: NumericAttribute] {
+        var out: [String: NumericAttribute] = [:]
+        for name in try file.attributeNames() where !reserved.contains(name) {
+            let (type, count) = try file.attributeInfo(name)
+            switch type {
+            case .int32, .int64, .uint8:
+                let v = try file.attribute(name, as: Int64.self)
+                out[name] = count == 1 ? .int(v[0]) : .ints(v)
+            case .uint64:
+                let v = try file.attribute(name, as: UInt64.self).map { Int64(truncatingIfNeeded: $0) }
+                out[name] = count == 1 ? .int(v[0]) : .ints(v)
+            case .float32, .float64:
+                let v = try file.attribute(name, as: Double.self)
+                out[name] = count == 1 ? .double(v[0]) : .doubles(v)
+            default:
+                continue
+            }
+        }
         return out
     }
 
@@ -230,5 +268,42 @@ public struct Checkpoint {
         throw FFError(.mismatch, "\(where_) does not match the model: " + p.joined(separator: "; ")
             + ". It was written for a different model configuration; load it with the configuration stored "
             + "in its 'config' attribute, or start a new run.", path: source?.path)
+    }
+}
+
+/// A numeric checkpoint attribute. A one-element list reads back as a scalar (HDF5 keeps
+/// the difference, the reader here does not need it): use `integers`/`reals` for lists.
+public enum NumericAttribute: Equatable {
+    case int(Int64)
+    case ints([Int64])
+    case double(Double)
+    case doubles([Double])
+
+    public var integers: [Int]? {
+        switch self {
+        case let .int(v): return [Int(v)]
+        case let .ints(v): return v.map { Int($0) }
+        default: return nil
+        }
+    }
+
+    public var integer: Int? { integers.flatMap { $0.count == 1 ? $0[0] : nil } }
+
+    public var reals: [Double] {
+        switch self {
+        case let .int(v): return [Double(v)]
+        case let .ints(v): return v.map(Double.init)
+        case let .double(v): return [v]
+        case let .doubles(v): return v
+        }
+    }
+
+    func write(to file: HDF5File, name: String) throws {
+        switch self {
+        case let .int(v): try file.setAttribute(name, [v], scalar: true)
+        case let .ints(v): try file.setAttribute(name, v)
+        case let .double(v): try file.setAttribute(name, [v], scalar: true)
+        case let .doubles(v): try file.setAttribute(name, v)
+        }
     }
 }

@@ -18,7 +18,8 @@ import Foundation
 ///   (a missing one is then an error);
 /// - the root attribute `ffrepro_attributes_sha256` is the SHA-256 of the run attributes
 ///   (config, input_shape, classes, history, ...): for each key in byte order, the key, a NUL
-///   byte, the UTF-8 value, a NUL byte.
+///   byte, the value, a NUL byte; a string value as its UTF-8, a number or list of numbers as
+///   "i:" + decimal integers or "d:" + hex bit patterns of the doubles, comma-separated.
 ///
 /// Files without `ffrepro_checksums` (written before it existed, or by other tools) are read
 /// without these checks; NaN/Inf tensors are refused either way.
@@ -127,10 +128,23 @@ extension Checkpoint {
         return digest.map { String(format: "%02x", $0) }.joined()
     }
 
-    static func attributesDigest(_ attributes: [String: String]) -> String {
+    /// See the file comment: strings as key NUL value NUL; numbers as key NUL "i:" or "d:"
+    /// and the comma-separated values (doubles as bit patterns) NUL, a scalar like a list of
+    /// one; all in byte order of the keys.
+    static func attributesDigest(_ attributes: [String: String], _ numbers: [String: NumericAttribute] = [:]) -> String {
+        var entries: [(String, [UInt8])] = attributes.map { ($0.key, Array($0.value.utf8)) }
+        for (key, value) in numbers {
+            let text: String
+            if let ints = value.integers {
+                text = "i:" + ints.map(String.init).joined(separator: ",")
+            } else {
+                text = "d:" + value.reals.map { String($0.bitPattern, radix: 16) }.joined(separator: ",")
+            }
+            entries.append((key, Array(text.utf8)))
+        }
         var bytes: [UInt8] = []
-        for key in attributes.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) {
-            bytes += Array(key.utf8) + [0] + Array((attributes[key] ?? "").utf8) + [0]
+        for (key, value) in entries.sorted(by: { $0.0.utf8.lexicographicallyPrecedes($1.0.utf8) }) {
+            bytes += Array(key.utf8) + [0] + value + [0]
         }
         return bytes.withUnsafeBytes { sha256($0) }
     }
@@ -147,7 +161,7 @@ extension Checkpoint {
         let file: HDF5File
         let required: Bool
 
-        init(_ file: HDF5File, attributes: [String: String], foreign: Bool) throws {
+        init(_ file: HDF5File, attributes: [String: String], numbers: [String: NumericAttribute], foreign: Bool) throws {
             self.file = file
             let scheme = file.hasAttribute(Checkpoint.checksumsKey) ? try? file.stringAttribute(Checkpoint.checksumsKey) : nil
             required = scheme != nil
@@ -161,7 +175,7 @@ extension Checkpoint {
                     throw FFError(.corrupt, "Checkpoint \(file.path) lacks '\(Checkpoint.attributesChecksumKey)'; the file "
                         + "is damaged or was edited.", file: file.url)
                 }
-                let computed = Checkpoint.attributesDigest(attributes)
+                let computed = Checkpoint.attributesDigest(attributes, numbers)
                 if stored != computed {
                     throw FFError(.corrupt, "Checkpoint \(file.path): its run attributes (config, input_shape, classes, "
                         + "history, ...) do not match their checksum; the file was edited or is damaged. Use another "

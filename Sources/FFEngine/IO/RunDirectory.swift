@@ -1,84 +1,75 @@
 import Foundation
 
-/// The output directory of one training run, kept from being mixed up with another:
-/// an exclusive lock for as long as the run lives, leftovers of dead processes removed, a
-/// directory holding another run refused unless `overwrite`, and the final test tied to the
-/// exact checkpoint of the best-on-validation epoch.
+/// A run folder claimed by one training run (`RunFolder.claim`): an exclusive lock for as
+/// long as the run lives, leftovers of dead processes removed, and a folder that holds
+/// another run refused unless `overwrite`, so no run's files are replaced or mixed with
+/// another's without asking. The final test is tied to the exact checkpoint of the best
+/// epoch (`checkpointForTest`).
 public final class RunDirectory {
-    /// Files a run writes (a directory holding any of them holds a run).
-    public static let runFiles = ["config.json", "metrics.jsonl", "metrics.csv", "results.json", "last.h5", "best.h5"]
-
-    public let url: URL
+    public let folder: RunFolder
     private let lock: DirectoryLock
 
-    public var last: URL { url.appendingPathComponent("last.h5") }
-    public var best: URL { url.appendingPathComponent("best.h5") }
+    public var url: URL { folder.url }
+    public var last: URL { folder.last }
+    public var best: URL { folder.best }
 
-    /// Locks `url` for a run of `config`. A directory that already holds a run is accepted
-    /// only when the run continues from one of its own checkpoints (`resume` inside it);
-    /// otherwise it is refused, or with `overwrite` its run files are removed first.
-    public init(_ url: URL, config: RecipeConfig, resume: URL?, overwrite: Bool) throws {
-        self.url = url
+    /// Locks the folder for a run of `config`. A folder holding run files is accepted when
+    /// `continuing` (a resume into the run's own folder) and it holds the same run (the same
+    /// config apart from the epoch count); otherwise it is refused, or with `overwrite` its
+    /// run files are removed first (never when continuing: that would delete what the run
+    /// resumes from).
+    init(_ folder: RunFolder, config: RecipeConfig, continuing: Bool, overwrite: Bool) throws {
+        self.folder = folder
+        let url = folder.url
         lock = try DirectoryLock(url, purpose: "repro run \(config.name)")
-        AtomicFile.removeStaleTemporaries(in: url)
-        let fm = FileManager.default
-        if fm.fileExists(atPath: url.appendingPathComponent(ShardFormat.indexFileName).path) {
+        do {
+            try RunDirectory.admit(folder, config: config, continuing: continuing, overwrite: overwrite)
+        } catch {
             lock.release()
+            throw error
+        }
+    }
+
+    private static func admit(_ folder: RunFolder, config: RecipeConfig, continuing: Bool, overwrite: Bool) throws {
+        let url = folder.url
+        let fm = FileManager.default
+        AtomicFile.removeStaleTemporaries(in: url)
+        if fm.fileExists(atPath: url.appendingPathComponent(ShardFormat.indexFileName).path) {
             throw FFError(.invalidArgument, "\(url.path) holds a converted dataset (index.json); a run there would mix its "
                 + "files with the shards. Choose another --out.", file: url)
         }
-        let present = RunDirectory.runFiles.filter { fm.fileExists(atPath: url.appendingPathComponent($0).path) }
+        let present = folder.presentRunFiles
         guard !present.isEmpty else { return }
-        let continuing = resume.map { $0.deletingLastPathComponent().standardizedFileURL.path == url.standardizedFileURL.path } ?? false
-        if continuing && overwrite {
-            lock.release()
-            throw FFError(.invalidArgument, "--overwrite would delete the checkpoint that --resume reads from \(url.path); "
-                + "leave one of them out.", file: url)
-        }
-        if continuing { return }
-        if overwrite {
+        if continuing {
+            if overwrite {
+                throw FFError(.invalidArgument, "--overwrite would delete the checkpoint that --resume reads from "
+                    + "\(url.path); leave one of them out.", file: url)
+            }
+            if let stored = try? folder.storedConfig(), RunCheckpoint.differences(stored, config).allSatisfy({ $0 == "epochs" }) {
+                return
+            }
+        } else if overwrite {
             for f in present { try? fm.removeItem(at: url.appendingPathComponent(f)) }
             return
         }
-        lock.release()
         var what = present.joined(separator: ", ")
-        if let attrs = try? Checkpoint.readAttributes(from: url.appendingPathComponent("last.h5")),
-           let recipe = attrs["recipe"], let epoch = attrs["epoch"] {
-            what += "; last.h5 is \(recipe) after epoch \(epoch)"
-        }
-        throw FFError(.invalidArgument, "\(url.path) already holds a run (\(what)). Continue it with --resume "
-            + "\(url.appendingPathComponent("last.h5").path), choose another --out, or add --overwrite to replace it.", file: url)
+        if let info = try? RunCheckpoint.describe(folder.last) { what += "; last.h5 is \(info.config.name) after epoch \(info.epoch)" }
+        let how = continuing ? "its config.json belongs to a different run (\(what))" : "it holds another run (\(what))"
+        throw FFError(.invalidArgument, "Run folder \(url.path) cannot take this run: \(how). A run never replaces "
+            + "another run's files unasked. Leave out --out (each run gets a new folder under \(RunFolder.defaultRoot.path)/), "
+            + "choose an empty --out, continue the run that is there with --resume \(url.path), or add --overwrite to "
+            + "replace it.", file: url)
     }
 
     deinit { lock.release() }
 
-    /// Epoch recorded in a checkpoint (its `epoch` attribute), nil if unreadable.
-    static func epoch(of checkpoint: URL) -> Int? {
-        guard FileManager.default.fileExists(atPath: checkpoint.path),
-              let attrs = try? Checkpoint.readAttributes(from: checkpoint) else { return nil }
-        return attrs["epoch"].flatMap { Int($0) }
-    }
+    /// Drops the lock (the run is over).
+    public func release() { lock.release() }
 
-    /// After resuming from `resumed` (a checkpoint after epoch `resumedEpoch`): makes best.h5
-    /// hold the history's best epoch `bestEpoch` when that is possible: it already does, the
-    /// resumed state is that epoch (`saveBest` writes it), or the resumed checkpoint's own
-    /// directory has it (copied). Returns a warning when none applies.
-    public func reconcileBest(bestEpoch: Int?, resumed: URL, resumedEpoch: Int, saveBest: () throws -> Void) throws -> String? {
-        guard let b = bestEpoch else { return nil }
-        if RunDirectory.epoch(of: best) == b { return nil }
-        if resumedEpoch == b {
-            try saveBest()
-            return nil
-        }
-        let sibling = resumed.deletingLastPathComponent().appendingPathComponent("best.h5")
-        if sibling.standardizedFileURL.path != best.standardizedFileURL.path, RunDirectory.epoch(of: sibling) == b {
-            // Verified like any checkpoint before it is trusted as this run's best.
-            _ = try Checkpoint.read(from: sibling)
-            try AtomicFile.write(Data(contentsOf: sibling), to: best)
-            return nil
-        }
-        return "warning: the best validation epoch so far is \(b) but no checkpoint of it was found (\(best.path) is "
-            + "missing or holds another epoch); unless a later epoch is better, the final test will stop with an error."
+    /// Epoch recorded in a checkpoint, nil if unreadable.
+    static func epoch(of checkpoint: URL) -> Int? {
+        guard FileManager.default.fileExists(atPath: checkpoint.path) else { return nil }
+        return try? RunCheckpoint.describe(checkpoint).epoch
     }
 
     /// The checkpoint the final test must use: best.h5, holding exactly `bestEpoch`. Anything

@@ -61,6 +61,12 @@ enum ImageTree {
 
     static func isDirectory(_ url: URL) -> Bool { FileTree.isDirectory(FSPath(url.path)) }
 
+    /// Visible subfolders of `url` (links followed), by display name, in byte order; none
+    /// if it cannot be read (callers that need the reason use FileTree).
+    static func subdirectories(_ url: URL) -> [String] {
+        ((try? FileTree.subdirectories(FSPath(url.path))) ?? []).map(\.display)
+    }
+
     /// Class folders of `root` (visible subfolders, links followed), in byte order. An entry
     /// that cannot be examined (a broken link) is an error: it may be a class.
     static func classFolders(_ root: FSPath) throws -> [FSPath] {
