@@ -154,6 +154,9 @@ int ffio_jpeg_write_ex(const char *path, const uint8_t *pixels, int width, int h
  * bomb cannot fill memory. *data is freed with ffio_free. */
 int ffio_read_file(const char *path, uint64_t max_bytes, uint8_t **data, size_t *len);
 int ffio_gzip_write(const char *path, const uint8_t *data, size_t len);
+/* Starts writing a file's dirty pages to disk without waiting (Linux sync_file_range;
+ * elsewhere nothing), so a later fsync has little left to do. */
+int ffio_start_writeback(int fd);
 
 typedef struct {
     uint32_t state[8];
