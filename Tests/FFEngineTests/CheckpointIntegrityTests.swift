@@ -148,4 +148,29 @@ final class CheckpointIntegrityTests: XCTestCase {
         XCTAssertEqual(try f.stringAttribute("sha256", on: "params/b").count, 64)
         XCTAssertEqual(try f.stringAttribute("ffrepro_format_version"), "1")
     }
+
+    /// A full disk (here: a file-size limit) while a checkpoint is written: an error, the
+    /// previous file untouched, no temporary file left, no crash in HDF5 or at exit.
+    func testFullDiskWhileWritingACheckpoint() throws {
+        let dir = scratch()
+        let url = dir.appendingPathComponent("best.h5")
+        try sample().write(to: url)
+        let before = try Data(contentsOf: url)
+        let big = Checkpoint(tensors: [("params/w", Tensor(shape: [64, 256], values: (0..<16384).map { Float($0) }))])
+        signal(SIGXFSZ, SIG_IGN)
+        var old = rlimit()
+        getrlimit(Int32(RLIMIT_FSIZE.rawValue), &old)
+        defer { setrlimit(Int32(RLIMIT_FSIZE.rawValue), &old) }
+        for limit in [1000, 4000, 20000, 60000, 66000] {
+            var lim = rlimit(rlim_cur: rlim_t(limit), rlim_max: old.rlim_max)
+            setrlimit(Int32(RLIMIT_FSIZE.rawValue), &lim)
+            let text = error { try big.write(to: url) }
+            setrlimit(Int32(RLIMIT_FSIZE.rawValue), &old)
+            XCTAssertTrue(text.contains("Cannot write checkpoint \(url.path)") && text.contains("unchanged"), "\(limit): \(text)")
+            XCTAssertEqual(try Data(contentsOf: url), before, "\(limit)")
+            XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path), ["best.h5"], "\(limit)")
+        }
+        try big.write(to: url)
+        XCTAssertEqual(try Checkpoint.read(from: url).tensor("params/w")?.count, 16384)
+    }
 }

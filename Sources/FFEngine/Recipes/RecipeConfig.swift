@@ -379,6 +379,7 @@ public struct RecipeConfig: Codable, Equatable {
         try int("warmup_epochs", warmupEpochs, 0...epochs, " (at most epochs)")
         try int("crop_padding", cropPadding, 0...256)
         try int("pool_size", poolSize, 1...64)
+        try int("aux_kernel", auxKernel, 1...31)
         if let v = inputSize { try int("input_size", v, 1...4096) }
         if let v = subset { try int("subset", v, 1...Int(Int32.max)) }
         if let v = evalSubset { try int("eval_subset", v, 1...Int(Int32.max)) }
