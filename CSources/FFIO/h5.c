@@ -381,6 +381,58 @@ int64_t ffio_h5_dset_offset(int64_t dset) {
     return a == HADDR_UNDEF ? -1 : (int64_t)a;
 }
 
+int ffio_h5_dset_write_rows(int64_t dset, int64_t row, int64_t nrows, const void *data) {
+    LOCK();
+    ffio_h5i_begin();
+    int rc = -1, direct = 0;
+    hid_t space = H5Dget_space((hid_t)dset), dcpl = H5Dget_create_plist((hid_t)dset), type = H5Dget_type((hid_t)dset);
+    hsize_t dims[FFIO_MAX_RANK], chunk[FFIO_MAX_RANK];
+    int r = space >= 0 ? H5Sget_simple_extent_ndims(space) : -1;
+    size_t esize = type >= 0 ? H5Tget_size(type) : 0;
+    if (r >= 1 && r <= FFIO_MAX_RANK && esize == 1 && dcpl >= 0 && H5Pget_layout(dcpl) == H5D_CHUNKED &&
+        H5Pget_chunk(dcpl, r, chunk) == r && H5Pget_nfilters(dcpl) == 0) {
+        H5Sget_simple_extent_dims(space, dims, NULL);
+        size_t rowbytes = 1;
+        int whole = 1;
+        for (int i = 1; i < r; i++) {
+            rowbytes *= dims[i];
+            if (chunk[i] != dims[i]) whole = 0;
+        }
+        /* Whole chunks of whole rows, in range: written as they are (H5Dwrite_chunk),
+         * without HDF5 copying them through its buffers. */
+        hsize_t R = chunk[0];
+        if (whole && R > 0 && row >= 0 && nrows > 0 && (hsize_t)row % R == 0 && (hsize_t)nrows % R == 0 &&
+            (hsize_t)(row + nrows) <= dims[0]) {
+            direct = 1;
+            hsize_t offset[FFIO_MAX_RANK] = { 0 };
+            for (int64_t k = 0; k < nrows; k += (int64_t)R) {
+                offset[0] = (hsize_t)(row + k);
+                if (H5Dwrite_chunk((hid_t)dset, H5P_DEFAULT, 0, offset, R * rowbytes,
+                                   (const char *)data + (size_t)k * rowbytes) < 0) {
+                    ffio_h5i_fail("cannot write the dataset");
+                    goto out;
+                }
+            }
+            rc = 0;
+        }
+    }
+out:
+    if (space >= 0) H5Sclose(space);
+    if (dcpl >= 0) H5Pclose(dcpl);
+    if (type >= 0) H5Tclose(type);
+    UNLOCK();
+    if (direct) return rc;
+    /* Anything else goes through the ordinary hyperslab write. */
+    int64_t start[FFIO_MAX_RANK] = { 0 }, count[FFIO_MAX_RANK];
+    int t, rank;
+    int64_t d[FFIO_MAX_RANK];
+    if (ffio_h5_dset_info(dset, &t, &rank, d) < 0 || rank < 1) return -1;
+    start[0] = row;
+    count[0] = nrows;
+    for (int i = 1; i < rank; i++) count[i] = d[i];
+    return ffio_h5_dset_write(dset, FFIO_U8, start, count, data);
+}
+
 int ffio_h5_dset_set_extent(int64_t dset, int rank, const int64_t *dims) {
     if (rank < 1 || rank > FFIO_MAX_RANK) { ffio_set_error("invalid rank"); return -1; }
     hsize_t hd[FFIO_MAX_RANK];

@@ -149,4 +149,28 @@ final class HDF5Tests: XCTestCase {
         XCTAssertEqual(back.tensor("params/w")?.array, [0, 1, 2, 3, 4, 5])
         XCTAssertEqual(back.attributes["note"], "from python")
     }
+
+    /// Whole chunks written directly (H5Dwrite_chunk) and the same rows written as
+    /// hyperslabs give the same file, byte for byte.
+    func testDirectChunkWritesEqualHyperslabWrites() throws {
+        let dir = ShardFixture.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let px = (0..<(8 * 16)).map { UInt8(($0 * 37) & 255) }
+        var files: [Data] = []
+        for splits in [[0, 8], [0, 3, 8], [0, 2, 4, 6, 8]] {
+            let url = dir.appendingPathComponent("f\(splits.count).h5")
+            let f = try HDF5File(url, mode: .create)
+            let d = try f.createDataset("images", type: .uint8, shape: [8, 4, 4, 1], chunk: [2, 4, 4, 1])
+            try px.withUnsafeBufferPointer { p in
+                for (a, b) in zip(splits, splits.dropFirst()) {
+                    try d.writeRows(UnsafeBufferPointer(rebasing: p[(a * 16)..<(b * 16)]), row: a, count: b - a)
+                }
+            }
+            try f.close()
+            XCTAssertEqual(try HDF5File(url).dataset("images").read(as: UInt8.self), px)
+            files.append(try Data(contentsOf: url))
+        }
+        XCTAssertEqual(files[0], files[1])
+        XCTAssertEqual(files[0], files[2])
+    }
 }

@@ -59,6 +59,10 @@ int ffio_h5_dset_info(int64_t dset, int *dtype, int *rank, int64_t *dims);
 /* Byte offset of a contiguous dataset's data in the file (user block included), or -1 if
  * it has no single contiguous extent (chunked, or no data written). */
 int64_t ffio_h5_dset_offset(int64_t dset);
+/* Writes rows [row, row + nrows) of a uint8 dataset (every other axis whole) from `data`.
+ * Runs of whole chunks of an unfiltered chunked dataset are written directly
+ * (H5Dwrite_chunk), anything else as a hyperslab; the file bytes are the same. */
+int ffio_h5_dset_write_rows(int64_t dset, int64_t row, int64_t nrows, const void *data);
 /* New dimensions of a chunked dataset (rank entries; shrinking drops data beyond them). */
 int ffio_h5_dset_set_extent(int64_t dset, int rank, const int64_t *dims);
 /* Hyperslab I/O of a contiguous block: start/count have `rank` entries; both NULL means

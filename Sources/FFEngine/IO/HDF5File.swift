@@ -238,6 +238,16 @@ public final class HDF5Dataset {
         return o >= 0 ? Int(o) : nil
     }
 
+    /// Writes rows [row, row + count) of a uint8 dataset (all other axes whole); whole
+    /// chunks go to the file directly.
+    public func writeRows(_ values: UnsafeBufferPointer<UInt8>, row: Int, count: Int) throws {
+        let rowElements = shape.dropFirst().reduce(1, *)
+        precondition(values.count >= count * rowElements && type == .uint8, "writeRows to \(name)")
+        if ffio_h5_dset_write_rows(id, Int64(row), Int64(count), values.baseAddress) < 0 {
+            throw file.error("cannot write dataset '\(name)'", kind: .io)
+        }
+    }
+
     /// Changes the shape (chunked datasets; shrinking drops the rows beyond the new size).
     public func setExtent(_ dims: [Int]) throws {
         let d = dims.map(Int64.init)

@@ -205,8 +205,7 @@ final class ShardStream {
         let size = source.imageSize
         ffio_channel_sums(pixels, Int64(n * size[0] * size[1]), Int32(size[2]), &sum, &sumSq)
         do {
-            try images.write(UnsafeBufferPointer(start: pixels, count: n * imageBytes), start: [count, 0, 0, 0],
-                             count: [n] + size)
+            try images.writeRows(UnsafeBufferPointer(start: pixels, count: n * imageBytes), row: count, count: n)
         } catch {
             abandon()
             throw ShardStream.failure(url, error)
