@@ -62,7 +62,8 @@ public final class Trainer {
     public let ctx: ComputeContext
     public let net: Network
     public let config: RecipeConfig
-    /// One optimizer per block (updating the attached head too), and the detached head's.
+    /// One optimizer per block (updating the attached head too), and the detached predictor's
+    /// (a detached head, or the Logistic Fusion gates).
     public let blockOptimizers: [Optimizer]
     public let headOptimizer: Optimizer?
     public private(set) var step = 0
@@ -76,14 +77,14 @@ public final class Trainer {
         self.net = net
         config = net.config
         blockOptimizers = net.blocks.map { _ in OptimizerFactory.make(ctx, net.config) }
-        headOptimizer = net.head != nil && net.headBlock == nil ? OptimizerFactory.make(ctx, net.config) : nil
+        headOptimizer = net.detachedPredictorParameters.isEmpty ? nil : OptimizerFactory.make(ctx, net.config)
     }
 
     /// Named optimizer state for checkpoints ("units.3.conv.weight.exp_avg", ...).
     public var optimizerState: [Buffer] {
         var out: [Buffer] = []
         for (b, opt) in zip(net.blocks, blockOptimizers) { out += opt.stateTensors(net.trainedParameters(b)) }
-        if let h = net.head, let opt = headOptimizer { out += opt.stateTensors(h.parameters) }
+        if let opt = headOptimizer { out += opt.stateTensors(net.detachedPredictorParameters) }
         return out
     }
 
@@ -117,15 +118,18 @@ public final class Trainer {
         }
         tally.count += batch.count
         for (b, opt) in zip(net.blocks, blockOptimizers) { opt.step(net.trainedParameters(b), lr: lr) }
-        if let h = net.head, let opt = headOptimizer { opt.step(h.parameters, lr: lr) }
+        if let opt = headOptimizer { opt.step(net.detachedPredictorParameters, lr: lr) }
         // A NaN can hide from the loss (ReLU maps it to 0) yet poison the weights.
         for unit in net.units {
             for p in unit.parameters where Ops.firstNonFinite(ctx, p.value) != nil {
                 throw NonFiniteLoss(what: "\(unit.label) (parameter \(p.name))", step: step)
             }
         }
-        if let h = net.head, h.parameters.contains(where: { Ops.firstNonFinite(ctx, $0.value) != nil }) {
-            throw NonFiniteLoss(what: "the classifier head (its parameters)", step: step)
+        for block in net.blocks where block.entry.parameters.contains(where: { Ops.firstNonFinite(ctx, $0.value) != nil }) {
+            throw NonFiniteLoss(what: "the feature alignment layer of block \(block.index + 1)", step: step)
+        }
+        if net.detachedPredictorParameters.contains(where: { Ops.firstNonFinite(ctx, $0.value) != nil }) {
+            throw NonFiniteLoss(what: net.head != nil ? "the classifier head (its parameters)" : "the fusion gates", step: step)
         }
     }
 
@@ -170,7 +174,12 @@ public final class Trainer {
             _ = head.backward(dlogits, inputGrad: false)
             head.releaseCache()
         }
-        if !scores.isEmpty {
+        if let fusion = net.fusion {
+            // BiCovG's Logistic Fusion: trained on the detached readout scores.
+            let dlogits = try headLoss(fusion.forward(scores, cache: true), batch, gradScale: gradScale, tally: &tally)
+            fusion.backward(dlogits)
+            fusion.releaseCache()
+        } else if !scores.isEmpty {
             // SFF's prediction from the readouts: counted, never trained.
             let r = Ops.softmaxCrossEntropy(ctx, logits: predictorScores(scores), labels: batch.labels)
             tally.headLoss += r.loss * Double(batch.count)
@@ -185,7 +194,7 @@ public final class Trainer {
         let localScale = head != nil ? gradScale * Float(config.deepSupWeight) : gradScale
         let last = block.units.last!
         var localGrads: [Int: Tensor] = [:]
-        var t = input
+        var t = block.entry.forward(input, .train(cache: true))
         var lastTap = input
         for unit in block.units {
             let y = unit.body.forward(t, .train(cache: true))
@@ -223,8 +232,9 @@ public final class Trainer {
             guard let dyUnit = dy else {
                 preconditionFailure("\(unit.label): no loss reaches this unit in block \(block.index + 1)")
             }
-            g = unit.body.backward(dyUnit, inputGrad: unit !== block.units.first)
+            g = unit.body.backward(dyUnit, inputGrad: unit !== block.units.first || block.hasEntry)
         }
+        if block.hasEntry { _ = block.entry.backward(g!, inputGrad: false) }
         let out: Tensor
         if head?.reads(last.index, at: .output) == true {
             out = t
@@ -237,9 +247,10 @@ public final class Trainer {
         return block.boundary.forward(out, .train(cache: false))
     }
 
-    /// The prediction of pred = goodness-mean (average of the readouts' scores) or
-    /// goodness-last (the last readout's).
+    /// The prediction of pred = goodness-mean (average of the readouts' scores),
+    /// goodness-last (the last readout's) or goodness-logistic (their Logistic Fusion).
     func predictorScores(_ scores: [Tensor]) -> Tensor {
+        if let fusion = net.fusion { return fusion.forward(scores, cache: false) }
         if config.pred == "goodness-last" || scores.count == 1 { return scores.last! }
         let mean = scores[0].copy()
         for s in scores.dropFirst() { Ops.axpy(ctx, 1, s, mean) }
@@ -267,6 +278,7 @@ public final class Trainer {
         var scores: [Tensor] = []
         var r = 0
         for block in net.blocks {
+            x = block.entry.forward(x, .eval)
             for unit in block.units {
                 let y = unit.body.forward(x, .eval)
                 features.collect(ctx, unit: unit.index, point: .tap, y)
