@@ -9,14 +9,16 @@ struct BenchCommand: ParsableCommand {
         discussion: """
             Targets:
               kernels      sgemm peak, convolution forward and weight gradient, covariance
-                           goodness (GFLOP/s), then the covariance comparison below
+                           goodness (GFLOP/s)
               covariance   BiCovG projection path vs explicit covariance vs the conv step
                            (batch 128, K 64; --channels, default 512; --sizes, default
                            8,16; --rounds, default 5)
               asge-vgg8    ASGE VGG8 step, 32x32x3, 100 classes, batch 128 (= asge-cifar100)
-              audit        systems audit of a DTG-FF recipe (--recipe, default dtgff-cifar100):
-                           DTG-FF and BP-DeepSup at the same batch, and BP-DeepSup with
-                           gradient accumulation (--accumulate K, micro-batch = batch / K)
+              audit        systems audit of a local recipe (--recipe, default dtgff-cifar100)
+                           against its backprop twin at the same batch (DTG-FF: BP-DeepSup;
+                           SFF: bp-*; BiCovG: bp-vgg16-*, after hybrid blocks of m = 2
+                           and 4), and the twin with gradient accumulation (--accumulate
+                           K, micro-batch = batch / K)
               <recipe>     any recipe, on synthetic data of its input shape
             Without a target: kernels and asge-vgg8. Each model is measured in a fresh child
             process, so its peak RSS is its own.
@@ -46,6 +48,10 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Recipe for `audit`.")
     var recipe = "dtgff-cifar100"
 
+    @Option(name: .customLong("set"), parsing: .singleValue,
+            help: "A config field of a single recipe target, as key=value (see `repro run --set`). Repeatable.")
+    var sets: [String] = []
+
     @Flag(help: "Measure in this process and print one JSON line (used for child processes).")
     var json = false
 
@@ -55,7 +61,7 @@ struct BenchCommand: ParsableCommand {
         try Repro.guarded {
             if json {
                 precondition(targets.count == 1, "--json measures exactly one target")
-                let r = try measure(targets[0], accumulate: accumulate)
+                let r = try measure(targets[0], accumulate: accumulate, settings: sets)
                 print(String(decoding: try JSONEncoder().encode(r), as: UTF8.self))
                 return
             }
@@ -66,19 +72,15 @@ struct BenchCommand: ParsableCommand {
                 switch t {
                 case "kernels":
                     print(KernelBench.format(KernelBench.run(context: ctx, seconds: 2)))
-                    print("")
-                    print(CovarianceBench.format(try covariance(ctx)))
                 case "covariance":
                     print(CovarianceBench.format(try covariance(ctx)))
                 case "audit":
-                    let k = accumulate ?? 4
-                    let bp = recipe.replacingOccurrences(of: "dtgff-", with: "bpds-")
-                    for (name, acc) in [(recipe, 1), (bp, 1), (bp, k)] {
-                        models.append(try child(name, accumulate: acc))
+                    for entry in try Recipes.auditPlan(recipe, accumulate: accumulate ?? 4) {
+                        models.append(try child(entry.recipe, accumulate: entry.accumulate, settings: entry.settings))
                         print(ModelBench.format([models.last!]).split(separator: "\n").last!)
                     }
                 default:
-                    models.append(try child(t, accumulate: accumulate))
+                    models.append(try child(t, accumulate: accumulate, settings: sets))
                     print(ModelBench.format([models.last!]).split(separator: "\n").last!)
                 }
             }
@@ -101,12 +103,13 @@ struct BenchCommand: ParsableCommand {
     }
 
     /// Runs `repro bench TARGET --json` in a child process (clean peak RSS).
-    func child(_ target: String, accumulate: Int?) throws -> ModelBenchResult {
+    func child(_ target: String, accumulate: Int?, settings: [String] = []) throws -> ModelBenchResult {
         let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
         var args = ["bench", target, "--json", "--steps", String(steps)]
         if let b = batchSize { args += ["--batch-size", String(b)] }
         if let a = accumulate { args += ["--accumulate", String(a)] }
         if let t = threading.threads { args += ["--threads", String(t)] }
+        for s in settings { args += ["--set", s] }
         let p = Process()
         p.executableURL = exe
         p.arguments = args
@@ -121,14 +124,15 @@ struct BenchCommand: ParsableCommand {
         return try JSONDecoder().decode(ModelBenchResult.self, from: Data(line.utf8))
     }
 
-    func measure(_ target: String, accumulate: Int?) throws -> ModelBenchResult {
+    func measure(_ target: String, accumulate: Int?, settings: [String]) throws -> ModelBenchResult {
         let ctx = threading.context()
         var config = try Recipes.named(target == "asge-vgg8" ? "asge-cifar100" : target)
+        for s in settings { config = try config.setting(s) }
         if let b = batchSize { config.batchSize = b }
         if let a = accumulate { config.accumulate = a }
         try config.validate()
         let (shape, classes) = try BenchCommand.inputGeometry(config)
-        let label = config.accumulate > 1 ? "\(target) (accumulate \(config.accumulate))" : target
+        let label = AuditEntry(recipe: target, settings: settings, accumulate: config.accumulate).label
         return try ModelBench.run(ctx, config: config, inputShape: shape, classes: classes, steps: steps, label: label)
     }
 
