@@ -60,16 +60,24 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Output directory (default: checkpoints/<recipe>).") var out: String?
     @Option(help: "Continue from this checkpoint (same recipe and options; bit-identical).") var resume: String?
     @OptionGroup var threading: ThreadOptions
+    @OptionGroup(title: "Several processes (mpirun or srun)") var mpi: ParallelOptions
 
     func run() throws {
-        try Repro.guarded {
+        let parallel = try mpi.start()
+        try ParallelOptions.guarded(parallel) {
             let config = try overrides.apply(to: try Recipes.named(name))
             let ctx = threading.context()
             let data = try RunData.open(config, directory: overrides.dataURL)
             let dir = URL(fileURLWithPath: out ?? "checkpoints/\(config.name)", isDirectory: true)
             let run = try TrainingRun(ctx, config: config, data: data, directory: dir,
                                       resume: resume.map { URL(fileURLWithPath: $0) })
+            run.parallel = parallel
+            if parallel?.isRoot == false {
+                run.log = { _ in }
+                run.showProgress = false
+            }
             let result = try run.run()
+            guard parallel?.isRoot ?? true else { return }
             print("checkpoints: \(run.bestCheckpoint.path) (best, epoch \(result.bestEpoch ?? 0)), \(run.lastCheckpoint.path)")
             print("metrics: \(dir.appendingPathComponent("metrics.jsonl").path), results: \(dir.appendingPathComponent("results.json").path)")
         }
@@ -85,9 +93,11 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Split: test, val or train.") var split = "test"
     @Option(help: "Evaluate the first N images only.") var subset: Int?
     @OptionGroup var threading: ThreadOptions
+    @OptionGroup(title: "Several processes (mpirun or srun: the ranks split the images)") var mpi: ParallelOptions
 
     func run() throws {
-        try Repro.guarded {
+        let parallel = try mpi.start()
+        try ParallelOptions.guarded(parallel) {
             let url = URL(fileURLWithPath: checkpoint)
             guard FileManager.default.fileExists(atPath: url.path) else {
                 throw FFError(.missing, "checkpoint \(url.path) does not exist; `repro run NAME` writes "
@@ -108,9 +118,11 @@ struct EvalCommand: ParsableCommand {
                 throw FFError(.mismatch, "the checkpoint expects \(shape) images and \(classes) classes, "
                     + "the data gives \(provider.sampleShape) and \(provider.classCount).")
             }
-            let progress = Progress("eval \(split)", total: provider.sampleCount, unit: "img")
-            let tally = try trainer.evaluate(provider, batchSize: config.microBatch, progress: progress)
+            let progress = Progress("eval \(split)", total: provider.sampleCount, unit: "img", enabled: parallel?.isRoot ?? true)
+            let tally = try parallel?.evaluate(trainer, provider, batchSize: config.microBatch, progress: progress)
+                ?? trainer.evaluate(provider, batchSize: config.microBatch, progress: progress)
             progress.finish()
+            guard parallel?.isRoot ?? true else { return }
             let best = state.history.last(where: { $0.bestLayer != nil })?.bestLayer
             print(Report.table(tally, config: config, labels: net.readoutLabels, bestLayer: best, split: split,
                                selectedFrom: "\(url.lastPathComponent), epoch \(state.epoch)"))

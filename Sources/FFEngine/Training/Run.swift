@@ -41,6 +41,9 @@ public final class TrainingRun {
         fflush(stdout)
     }
     public var showProgress = true
+    /// Several processes (mpirun/srun, Sources/FFEngine/Distributed); nil: this process alone.
+    /// Rank 0 writes every file; the other ranks write nothing.
+    public var parallel: ParallelTraining?
 
     public init(_ ctx: ComputeContext, config: RecipeConfig, data: RunData, directory: URL, resume: URL? = nil) throws {
         try config.validate()
@@ -55,21 +58,28 @@ public final class TrainingRun {
     public var bestCheckpoint: URL { directory.appendingPathComponent("best.h5") }
 
     public func run() throws -> RunResult {
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let writes = parallel?.isRoot ?? true
+        if writes { try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true) }
         let net = try Network(ctx, config: config, inputShape: data.train.sampleShape, classes: data.train.classCount)
         let trainer = Trainer(ctx, net: net)
+        let layoutLine = try parallel?.attach(trainer, checkpoints: [lastCheckpoint, bestCheckpoint])
         var history: [EpochRecord] = []
         var startEpoch = 0
         if let resume {
-            let state = try RunCheckpoint.load(resume, into: trainer, expecting: config)
+            var state = writes ? try RunCheckpoint.load(resume, into: trainer, expecting: config) : nil
+            if let parallel { state = try parallel.shareState(trainer, state, from: resume) }
+            guard let state else { preconditionFailure("resume state") }
             history = state.history
             startEpoch = state.epoch
             log("resumed from \(resume.path) after epoch \(startEpoch) (step \(trainer.step))")
         }
         let metrics = MetricsLog(directory: directory)
-        try metrics.reset(keeping: history)
-        try AtomicFile.write(Data(config.json().utf8), to: directory.appendingPathComponent("config.json"))
+        if writes {
+            try metrics.reset(keeping: history)
+            try AtomicFile.write(Data(config.json().utf8), to: directory.appendingPathComponent("config.json"))
+        }
         log("\(config.name): \(net.summary)")
+        if let layoutLine { log(layoutLine) }
         log("data: \(data.train.sampleCount) train, \(data.val?.sampleCount ?? 0) val, \(data.test?.sampleCount ?? 0) test; "
             + "\(ctx.threads) threads (\(ctx.simdName)); output \(directory.path)")
         if data.val == nil { log("note: no validation split; the last epoch is used as the selected model") }
@@ -85,25 +95,28 @@ public final class TrainingRun {
                 throw e
             }
             history.append(record)
-            try metrics.append(record)
             let state = RunState(epoch: epoch + 1, step: trainer.step, history: history)
-            try RunCheckpoint.save(trainer, state: state, to: lastCheckpoint)
+            if writes { try metrics.append(record) }
+            if writes { try RunCheckpoint.save(trainer, state: state, to: lastCheckpoint) }
+            try parallel?.checkpointWritten(lastCheckpoint, epoch: epoch + 1)
             if data.val == nil || best == nil || record.valSelected > best!.value {
                 best = (record.valSelected, record.epoch)
-                try RunCheckpoint.save(trainer, state: state, to: bestCheckpoint)
+                if writes { try RunCheckpoint.save(trainer, state: state, to: bestCheckpoint) }
             }
             log(Report.epochLine(record, config: config, best: best!.epoch == record.epoch))
         }
 
         var result = RunResult(epochsTrained: config.epochs, bestEpoch: best?.epoch, bestValidation: best?.value,
                                bestLayer: nil, test: nil, history: history)
-        if FileManager.default.fileExists(atPath: bestCheckpoint.path) {
+        if writes, FileManager.default.fileExists(atPath: bestCheckpoint.path) {
             let state = try RunCheckpoint.load(bestCheckpoint, into: trainer, expecting: config)
             result.bestLayer = state.history.last?.bestLayer
         }
+        try parallel?.shareModel(trainer)
         if let test = data.test {
             let progress = Progress("test", total: test.sampleCount, unit: "img", enabled: showProgress)
-            let tally = try trainer.evaluate(test, batchSize: config.microBatch, progress: progress)
+            let tally = try parallel?.evaluate(trainer, test, batchSize: config.microBatch, progress: progress)
+                ?? trainer.evaluate(test, batchSize: config.microBatch, progress: progress)
             progress.finish()
             result.test = tally
             let (top1, top5) = Report.selected(tally, config: config, bestLayer: result.bestLayer)
@@ -112,7 +125,7 @@ public final class TrainingRun {
             log(Report.table(tally, config: config, labels: trainer.net.readoutLabels, bestLayer: result.bestLayer, split: "test",
                              selectedFrom: "best validation epoch \(result.bestEpoch ?? config.epochs)"))
         }
-        try Report.writeResults(result, config: config, to: directory.appendingPathComponent("results.json"))
+        if writes { try Report.writeResults(result, config: config, to: directory.appendingPathComponent("results.json")) }
         return result
     }
 
@@ -122,17 +135,23 @@ public final class TrainingRun {
         let progress = Progress("epoch \(epoch + 1)/\(config.epochs)", total: data.train.sampleCount, unit: "img",
                                 enabled: showProgress)
         let start = Date()
-        let batches = data.train.batches(epoch: epoch, batchSize: config.batchSize)
-        while let batch = try batches.next() {
-            try trainer.trainStep(batch, lr: lr, tally: &tally)
-            progress.advance(by: batch.count, fields: Report.progressFields(tally, config: config))
+        if let parallel {
+            try parallel.trainEpoch(epoch, trainer: trainer, data: data.train, lr: lr, tally: &tally, progress: progress)
+            try parallel.finishEpoch(trainer, tally: &tally)
+        } else {
+            let batches = data.train.batches(epoch: epoch, batchSize: config.batchSize)
+            while let batch = try batches.next() {
+                try trainer.trainStep(batch, lr: lr, tally: &tally)
+                progress.advance(by: batch.count, fields: Report.progressFields(tally, config: config))
+            }
         }
         let seconds = Date().timeIntervalSince(start)
         progress.finish(Report.progressFields(tally, config: config))
         var val: Tally?
         if let v = data.val {
             let p = Progress("validate", total: v.sampleCount, unit: "img", enabled: showProgress)
-            val = try trainer.evaluate(v, batchSize: config.microBatch, progress: p)
+            val = try parallel?.evaluate(trainer, v, batchSize: config.microBatch, progress: p)
+                ?? trainer.evaluate(v, batchSize: config.microBatch, progress: p)
             p.finish()
         }
         let hasHead = trainer.net.hasPredictor
