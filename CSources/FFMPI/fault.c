@@ -71,8 +71,9 @@ void ffmpi_fault_message(int sig, char *out, int len) {
         append(out, len, &pos, gone > 1 ? " on this node have died" : " on this node has died");
         append(out, len, &pos, ", so the job was stopped. ");
     } else {
-        append(out, len, &pos, "No rank on this node has died (a rank on another node failed, or the job "
-                               "was cancelled; the launcher's message names it). ");
+        append(out, len, &pos, "No other rank on this node has died: a rank elsewhere failed, a rank stopped "
+                               "the job after an error it printed, or the job was cancelled (the launcher's "
+                               "message says which). ");
     }
     append(out, len, &pos, notes[atomic_load(&note_index)]);
     append(out, len, &pos, "\n");

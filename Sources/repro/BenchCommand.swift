@@ -13,6 +13,9 @@ struct BenchCommand: ParsableCommand {
               audit        systems audit of a DTG-FF recipe (--recipe, default dtgff-cifar100):
                            DTG-FF and BP-DeepSup at the same batch, and BP-DeepSup with
                            gradient accumulation (--accumulate K, micro-batch = batch / K)
+              scaling      1 process, then 2 MPI ranks data-parallel and pipelined (--recipe,
+                           1 thread per rank unless --threads; --repeats alternates), and
+                           a projection to 8 and 64 nodes (see docs/distributed.md)
               <recipe>     any recipe, on synthetic data of its input shape
             Without a target: kernels and asge-vgg8. Each model is measured in a fresh child
             process, so its peak RSS is its own.
@@ -30,8 +33,11 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Gradient accumulation for a single recipe target, or K for `audit`.")
     var accumulate: Int?
 
-    @Option(help: "Recipe for `audit`.")
+    @Option(help: "Recipe for `audit` and `scaling`.")
     var recipe = "dtgff-cifar100"
+
+    @Option(help: "Alternating repetitions of each `scaling` measurement (min/median/max).")
+    var repeats = 1
 
     @Flag(help: "Measure in this process and print one JSON line (used for child processes).")
     var json = false
@@ -40,6 +46,7 @@ struct BenchCommand: ParsableCommand {
 
     func run() throws {
         try Repro.guarded {
+            if json, let t = targets.first, BenchCommand.scalingWorkers.contains(t) { return try scalingWorker(t) }
             if json {
                 precondition(targets.count == 1, "--json measures exactly one target")
                 let r = try measure(targets[0], accumulate: accumulate)
@@ -53,6 +60,8 @@ struct BenchCommand: ParsableCommand {
                 switch t {
                 case "kernels":
                     print(KernelBench.format(KernelBench.run(context: ctx, seconds: 2)))
+                case "scaling":
+                    try scaling()
                 case "audit":
                     let k = accumulate ?? 4
                     let bp = recipe.replacingOccurrences(of: "dtgff-", with: "bpds-")

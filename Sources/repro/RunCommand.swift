@@ -63,7 +63,8 @@ struct RunCommand: ParsableCommand {
     @OptionGroup(title: "Several processes (mpirun or srun)") var mpi: ParallelOptions
 
     func run() throws {
-        let parallel = try mpi.start()
+        var parallel: ParallelTraining?
+        try Repro.guarded { parallel = try mpi.start() }
         try ParallelOptions.guarded(parallel) {
             let config = try overrides.apply(to: try Recipes.named(name))
             let ctx = threading.context()
@@ -96,7 +97,8 @@ struct EvalCommand: ParsableCommand {
     @OptionGroup(title: "Several processes (mpirun or srun: the ranks split the images)") var mpi: ParallelOptions
 
     func run() throws {
-        let parallel = try mpi.start()
+        var parallel: ParallelTraining?
+        try Repro.guarded { parallel = try mpi.start() }
         try ParallelOptions.guarded(parallel) {
             let url = URL(fileURLWithPath: checkpoint)
             guard FileManager.default.fileExists(atPath: url.path) else {

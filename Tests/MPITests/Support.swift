@@ -62,7 +62,7 @@ enum MPIJob {
     static func launch(_ exe: String, _ args: [String], timeout: TimeInterval,
                        whileRunning: ((Int32) -> Void)? = nil) -> Outcome {
         let log = FileManager.default.temporaryDirectory.appendingPathComponent("ffrepro-mpi-\(UUID().uuidString).log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         defer { try? FileManager.default.removeItem(at: log) }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: exe)
@@ -141,7 +141,6 @@ enum MPIJob {
             try! Data(labels).write(to: src.appendingPathComponent("\(prefix)-labels-idx1-ubyte"))
         }
         _ = try! DataPrep.mnist(source: src, output: out, options: PrepOptions(val: 32, progress: false))
-        atexit { }
         return out
     }()
 

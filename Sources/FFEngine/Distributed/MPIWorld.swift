@@ -47,6 +47,8 @@ public final class MPIWorld {
     /// reductions it joined (MPI's algorithm decides what those put on the wire).
     public internal(set) var bytesSent = 0
     public internal(set) var bytesReduced = 0
+    /// Seconds spent waiting for transfers (blocked on other ranks or on the network).
+    public internal(set) var waitSeconds = 0.0
     /// The training step in progress (for messages).
     public internal(set) var stepLabel = 0
     /// One sentence about the last good checkpoint, for failure messages.
@@ -74,7 +76,7 @@ public final class MPIWorld {
         send.pointer.copyMemory(from: mine, byteCount: nameBytes + 4)
         var hosts: [String] = [], pids: [Int32] = []
         let req = try all.allgather(send, into: gathered, what: "the host names of all ranks", in: nil)
-        try MPIWorld.waitAll([req], world: nil, rank: rank, timeout: 120, lastGood: lastGood)
+        try MPIWorld.waitAll([req], rank: rank, timeout: 120, lastGood: lastGood)
         for r in 0..<size {
             let base = gathered.pointer + r * (nameBytes + 4)
             let nameData = Data(bytes: base, count: nameBytes)
@@ -127,34 +129,36 @@ public final class MPIWorld {
 
     /// Waits for `requests` (polling, which also progresses every other transfer in flight).
     public func wait(_ requests: [Pending]) throws {
-        try MPIWorld.waitAll(requests, world: self, rank: rank, timeout: timeout, lastGood: lastGood)
+        let start = DispatchTime.now().uptimeNanoseconds
+        defer { waitSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
+        try MPIWorld.waitAll(requests, rank: rank, timeout: timeout, lastGood: lastGood)
     }
 
     /// Progresses MPI and reports whether all `requests` are done (never blocks).
-    func test(_ requests: [Pending]) throws -> Bool {
+    func test(_ requests: [Pending]) throws -> Bool { try MPIWorld.poll(requests, rank: rank, lastGood: lastGood) }
+
+    static func poll(_ requests: [Pending], rank: Int, lastGood: String) throws -> Bool {
         var all = true
         for p in requests where !p.done {
             var d: Int32 = 0
             let rc = ffmpi_test(&p.request, &d)
-            if rc != 0 { throw MPIWorld.error(rc, p, rank: rank, lastGood: lastGood) }
-            if d != 0 { p.done = true; p.keep = nil } else { all = false }
+            if rc != 0 { throw error(rc, p, rank: rank, lastGood: lastGood) }
+            if d != 0 {
+                p.done = true
+                p.keep = nil
+            } else {
+                all = false
+            }
         }
         return all
     }
 
-    static func waitAll(_ requests: [Pending], world: MPIWorld?, rank: Int, timeout: TimeInterval,
+    static func waitAll(_ requests: [Pending], rank: Int, timeout: TimeInterval,
                         lastGood: String) throws {
         let start = Date()
         var polls = 0
         while true {
-            var all = true
-            for p in requests where !p.done {
-                var d: Int32 = 0
-                let rc = ffmpi_test(&p.request, &d)
-                if rc != 0 { throw error(rc, p, rank: rank, lastGood: lastGood) }
-                if d != 0 { p.done = true; p.keep = nil } else { all = false }
-            }
-            if all { return }
+            if try poll(requests, rank: rank, lastGood: lastGood) { return }
             polls += 1
             // Spin briefly (short waits), then poll every 0.2 ms without taking a core.
             if polls < 2000 { sched_yield() } else { usleep(200) }

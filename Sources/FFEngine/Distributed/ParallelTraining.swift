@@ -98,9 +98,10 @@ public final class ParallelTraining: TrainerHooks {
     // MARK: Training
 
     /// One epoch on this rank: the first stage loads its replica's part of every global
-    /// batch; later stages train on what the stage before sends.
+    /// batch; later stages train on what the stage before sends. `stepDone` is called after
+    /// each step (benchmarks).
     public func trainEpoch(_ epoch: Int, trainer: Trainer, data: BatchProvider, lr: Double, tally: inout Tally,
-                           progress: Progress) throws {
+                           progress: Progress, stepDone: (() -> Void)? = nil) throws {
         guard let layout else { preconditionFailure("ParallelTraining.attach was not called") }
         let c = trainer.config
         let d = layout.replicas, a = c.accumulate, me = replica
@@ -124,12 +125,14 @@ public final class ParallelTraining: TrainerHooks {
                 var own = tally
                 own.count = rows
                 progress.advance(by: part.globalCount, fields: Report.progressFields(own, config: c))
+                stepDone?()
             }
         } else {
             while let h = try link!.receiveHeader() {
                 world.stepLabel = trainer.step + 1
                 try trainer.trainStep(count: h.globalCount, micros: h.micros, lr: lr, tally: &tally) { try self.link!.input($0) }
                 progress.advance(by: h.globalCount, fields: Report.progressFields(tally, config: c))
+                stepDone?()
             }
         }
         try link?.endEpoch()

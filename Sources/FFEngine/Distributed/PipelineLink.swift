@@ -57,8 +57,9 @@ final class PipelineLink {
     private func inputShape(_ s: Int) -> [Int] { net.blocks[layout.stageBlocks[s].lowerBound - 1].outputShape }
 
     /// What stage s sends the head: (unit, width) of its tapped units, and its readouts.
-    private func headParts(_ s: Int) -> (taps: [(Int, Int)], readouts: Int) {
-        let units = Set(layout.stageBlocks[s].flatMap { net.blocks[$0].units.map(\.index) })
+    private func headParts(_ s: Int) -> (taps: [(Int, Int)], readouts: Int) { stageHeadParts[s] }
+    private lazy var stageHeadParts: [(taps: [(Int, Int)], readouts: Int)] = layout.stageBlocks.map { blocks in
+        let units = Set(blocks.flatMap { net.blocks[$0].units.map(\.index) })
         var taps: [(Int, Int)] = []
         if let h = net.head, net.headBlock == nil {
             for t in h.taps where units.contains(t) {
