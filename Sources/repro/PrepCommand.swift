@@ -10,7 +10,7 @@ struct PrepCommand: ParsableCommand {
         abstract: "Convert a dataset to HDF5 shards (once; training then reads the shards).",
         discussion: "Rerunning an interrupted conversion resumes from the finished shards.",
         subcommands: [PrepMNIST.self, PrepFashionMNIST.self, PrepCIFAR10.self, PrepCIFAR100.self,
-                      PrepImageFolder.self, PrepImageNet100.self, PrepTinyImageNet.self, PrepCheck.self])
+                      PrepImageFolder.self, PrepImageNet100.self, PrepImagenette.self, PrepTinyImageNet.self, PrepCheck.self])
 }
 
 /// Flags every converter takes.
@@ -129,6 +129,17 @@ struct PrepImageNet100: ParsableCommand {
         var o = try flags.options(size: size)
         o.classList = classes.map(srcURL)
         reportPrep(try DataPrep.imagenet100(source: srcURL(src), output: flags.outURL, options: o))
+    }
+}
+
+struct PrepImagenette: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "imagenette", abstract: "Imagenette (10 ImageNet classes) from its official .tgz or extracted folder.")
+    @Option(help: "imagenette2-160.tgz, imagenette2-320.tgz, imagenette2.tgz, or the extracted folder.") var src: String
+    @Option(help: "Stored side length (shorter side resized, center crop).") var size: Int = 160
+    @OptionGroup var flags: PrepFlags
+    func run() throws {
+        reportPrep(try DataPrep.imagenette(source: srcURL(src), output: flags.outURL, options: flags.options(size: size)))
     }
 }
 

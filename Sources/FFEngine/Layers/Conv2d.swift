@@ -33,6 +33,7 @@ public final class Conv2d: Layer {
     }
 
     public func inputMACs(_ input: [Int]) -> Int { forwardMACs(input) }
+    public var keepsOutput: Bool { fusedReLU }
 
     public func forward(_ x: Tensor, _ mode: ForwardMode) -> Tensor {
         let y = Ops.conv2d(ctx, x, weight: weight.value, bias: bias?.value, geometry, relu: fusedReLU)

@@ -52,6 +52,9 @@ public protocol Layer: AnyObject {
     /// The part of `forwardMACs` in conv/linear layers that read this layer's input
     /// directly: their input gradient is never computed when the layer starts a block.
     func inputMACs(_ input: [Int]) -> Int
+    /// Whether the layer keeps its output tensor for its backward; a later layer must then
+    /// not overwrite that tensor in place.
+    var keepsOutput: Bool { get }
 }
 
 extension Layer {
@@ -59,6 +62,7 @@ extension Layer {
     public var buffers: [Buffer] { [] }
     public func forwardMACs(_ input: [Int]) -> Int { 0 }
     public func inputMACs(_ input: [Int]) -> Int { 0 }
+    public var keepsOutput: Bool { false }
 }
 
 /// Deterministic initialisation streams: each parameter draws from its own stream keyed

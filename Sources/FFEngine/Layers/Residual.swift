@@ -19,7 +19,7 @@ public final class Residual: Layer {
         self.ctx = ctx
         self.main = main
         self.shortcut = shortcut
-        self.activation = activation.map { Activation(ctx, $0) }
+        self.activation = activation.map { Activation(ctx, $0, inPlace: $0 == .relu) }
     }
 
     public var parameters: [Parameter] { main.parameters + (shortcut?.parameters ?? []) }
@@ -39,13 +39,13 @@ public final class Residual: Layer {
         let m = main.forward(x, mode)
         let s = shortcut?.forward(x, mode) ?? x
         precondition(m.shape == s.shape, "residual branches disagree: \(m.shape) vs \(s.shape)")
-        // A new tensor: a branch's last layer may keep its output for its backward.
-        let z = m.copy()
+        // The sum goes into main's output unless that layer keeps it for its backward.
+        let z = main.keepsOutput ? m.copy() : m
         Ops.axpy(ctx, 1, s, z)
-        guard let act = activation else { return z }
-        if mode.caches { return act.forward(z, mode) }
-        return Ops.activation(ctx, act.kind, z, inPlace: true)
+        return activation?.forward(z, mode) ?? z
     }
+
+    public var keepsOutput: Bool { activation?.keepsOutput ?? false }
 
     public func backward(_ dy: Tensor, inputGrad: Bool) -> Tensor? {
         let dz = activation.map { $0.backward(dy, inputGrad: true)! } ?? dy

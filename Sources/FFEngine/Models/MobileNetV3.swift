@@ -49,7 +49,7 @@ enum MobileNetV3 {
             var l: [Layer] = [Conv2d(ctx, name: name + ".0", inChannels: cin, outChannels: cout, kernel: k, stride: stride,
                                      padding: (k - 1) / 2, groups: groups, bias: false, initScheme: scheme, seed: seed),
                               BatchNorm(ctx, name: name + ".1", channels: cout, eps: 1e-3, momentum: 0.01)]
-            if let act { l.append(Activation(ctx, act)) }
+            if let act { l.append(Activation(ctx, act, inPlace: act == .relu)) }
             return l
         }
 

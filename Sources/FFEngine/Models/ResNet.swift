@@ -18,9 +18,9 @@ enum ResNet {
         func bn(_ name: String, _ ch: Int) -> BatchNorm { BatchNorm(ctx, name: name, channels: ch) }
 
         let stem: [Layer] = imagenet
-            ? [conv("conv1", inputShape[0], 64, 7, stride: 2), bn("bn1", 64), Activation(ctx, .relu),
+            ? [conv("conv1", inputShape[0], 64, 7, stride: 2), bn("bn1", 64), Activation(ctx, .relu, inPlace: true),
                Pool2d(ctx, .max, kernel: 3, stride: 2, padding: 1)]
-            : [conv("conv1", inputShape[0], 64, 3), bn("bn1", 64), Activation(ctx, .relu)]
+            : [conv("conv1", inputShape[0], 64, 3), bn("bn1", 64), Activation(ctx, .relu, inPlace: true)]
         var units = [Unit(index: 0, name: "stem", label: "stem", body: Sequential(stem), stage: 0, isStem: true,
                           inputShape: inputShape)]
         try checkSize(units[0], arch: "resnet18")
@@ -31,7 +31,7 @@ enum ResNet {
                 let stride = (s > 0 && b == 0) ? 2 : 1
                 let out = stage.channels
                 let main = Sequential([conv(name + ".conv1", inChannels, out, 3, stride: stride), bn(name + ".bn1", out),
-                                       Activation(ctx, .relu), conv(name + ".conv2", out, out, 3), bn(name + ".bn2", out)])
+                                       Activation(ctx, .relu, inPlace: true), conv(name + ".conv2", out, out, 3), bn(name + ".bn2", out)])
                 let shortcut = (stride != 1 || inChannels != out)
                     ? Sequential([conv(name + ".downsample.0", inChannels, out, 1, stride: stride),
                                   bn(name + ".downsample.1", out)])

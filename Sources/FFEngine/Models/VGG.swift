@@ -18,7 +18,7 @@ enum VGGStack {
                                relu: !usesBN, seed: seed))
             if usesBN {
                 body.append(BatchNorm(ctx, name: name + ".bn", channels: c))
-                body.append(Activation(ctx, .relu))
+                body.append(Activation(ctx, .relu, inPlace: true))
             }
             let tap = [c, shape[1], shape[2]]
             let coupledNorm = !usesBN && !config.decoupledNorm

@@ -107,6 +107,11 @@ public struct RecipeConfig: Codable, Equatable {
     /// Whether the auxiliary conv has a bias. [choice: PyTorch's Conv2d default]
     public var auxBias: Bool = true
 
+    // MARK: Transfer
+    /// Initial weights from a .safetensors file (torchvision/timm names) or a repro checkpoint,
+    /// matched by name with every shape checked (WeightTransfer); nil = fresh initialisation.
+    public var initFrom: String?
+
     // MARK: DTG-FF
     /// Learnable per-layer temperature T = exp(tau) dividing the goodness.
     public var learnTemperature: Bool = false
@@ -273,7 +278,7 @@ public struct RecipeConfig: Codable, Equatable {
         }
         var dict = try JSONSerialization.jsonObject(with: RecipeConfig.encoder.encode(self)) as! [String: Any]
         let known = Set(dict.keys).union(["subset", "eval_subset", "input_size", "pool_after", "channels",
-                                          "paper_top1", "paper_top5", "paper_source"])
+                                          "paper_top1", "paper_top5", "paper_source", "init_from"])
         guard known.contains(key) else {
             throw FFError("--set: unknown config field '\(key)'. `repro show NAME` lists the fields.")
         }

@@ -72,6 +72,8 @@ public final class TrainingRun {
             history = state.history
             startEpoch = state.epoch
             log("resumed from \(resume.path) after epoch \(startEpoch) (step \(trainer.step))")
+        } else if let source = config.initFrom {
+            log(try WeightTransfer.load(ctx, URL(fileURLWithPath: source), into: net).summary)
         }
         let metrics = MetricsLog(directory: directory)
         if writes {

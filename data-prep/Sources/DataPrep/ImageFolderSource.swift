@@ -8,7 +8,10 @@ enum ImageFolderSource {
 
     /// Layout rule: if ROOT's subfolders are only train/val/test and train/ is among them,
     /// they are splits; otherwise ROOT's subfolders are the classes (all training data).
-    static func convertFolder(source: URL, output: URL, options: PrepOptions) throws -> PrepResult {
+    /// `classTitles` maps class folder names to the names stored in the index (Imagenette's
+    /// wnids to readable names); `command` replaces the imagefolder command in the index.
+    static func convertFolder(source: URL, output: URL, options: PrepOptions, classTitles: [String: String] = [:],
+                              command base: String? = nil) throws -> PrepResult {
         guard let size = options.size, size > 0 else {
             throw FFError(.invalidArgument, "imagefolder needs --size N (the stored side length, e.g. 64 or 256).")
         }
@@ -58,12 +61,12 @@ enum ImageFolderSource {
             valItems = split.val
             testItems = official["val"] ?? official["test"] ?? []
         }
-        var command = "repro prep imagefolder --src \(source.path)"
+        var command = base ?? "repro prep imagefolder --src \(source.path)"
         command += PrepCommandText.flags(options, val: val, defaultVal: splitLayout && official.count == 2 ? 0 : defaultVal,
                                          size: size, defaultSize: nil)
         let plan = ConversionPlan(
             dataset: dataset, source: "image folder \(source.standardizedFileURL.lastPathComponent) (\(classes.count) classes)",
-            command: command, labelSets: [("labels", classes)],
+            command: command, labelSets: [("labels", classes.map { classTitles[$0] ?? $0 })],
             splits: [("train", trainItems), ("val", valItems), ("test", testItems)],
             val: val, seed: options.seed, size: size, shardBytes: options.shardBytes)
         return try Converter.run(plan, source: src, output: output, options: options)
