@@ -104,9 +104,10 @@ enum MPIJob {
         }
     }
 
-    /// The rank-`rank` process that mpirun `pid` started, from its environment.
+    /// The rank-`rank` process below mpirun `pid` (its child, or a daemon's), from its environment.
     static func rankProcess(of pid: Int32, rank: Int) -> Int32? {
-        children(pid).first { c in
+        func descendants(_ p: Int32) -> [Int32] { children(p).flatMap { [$0] + descendants($0) } }
+        return descendants(pid).first { c in
             guard let env = FileManager.default.contents(atPath: "/proc/\(c)/environ") else { return false }
             return env.split(separator: 0).contains { String(decoding: $0, as: UTF8.self) == "OMPI_COMM_WORLD_RANK=\(rank)" }
         }
