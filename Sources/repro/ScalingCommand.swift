@@ -61,6 +61,7 @@ extension BenchCommand {
             }
         }
         print("")
+        for w in BenchCommand.scalingWorkers { if let l = runs[w]?.first?.layout, !l.isEmpty { print("\(w): \(l)") } }
         print(scalingTable(runs))
         if let model = runs["scaling-single"]?.first?.model { print(""); print(projectionTable(model)) }
     }

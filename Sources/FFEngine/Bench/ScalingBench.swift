@@ -9,6 +9,8 @@ public struct ScalingResult: Codable {
     public var ranks: Int
     public var stages: Int
     public var replicas: Int
+    /// The stages' blocks (ParallelLayout.description), empty for one process.
+    public var layout: String = ""
     public var batch: Int
     public var steps: Int
     public var threads: Int
@@ -125,6 +127,7 @@ public enum ScalingBench {
         result.ranks = world.size
         result.stages = layout.stages
         result.replicas = layout.replicas
+        result.layout = layout.description
         result.imagesPerSecond = Double(b) / result.secondsPerStep
         return result
     }
