@@ -64,15 +64,20 @@ let package = Package(
                           path: "Sources/repro",
                           swiftSettings: [.swiftLanguageMode(.v5)]),
 
+        // Test-only helper: temporary folders removed when the tests finish.
+        .target(name: "TestScratch", path: "Tests/TestScratch", swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "FFCoreTests", dependencies: ["FFCore"], path: "Tests/FFCoreTests",
                     swiftSettings: [.swiftLanguageMode(.v5)]),
-        .testTarget(name: "FFEngineTests", dependencies: ["FFEngine", "FFCore", "FFIO"], path: "Tests/FFEngineTests",
-                    resources: [.copy("Fixtures")],
+        .testTarget(name: "FFEngineTests", dependencies: ["FFEngine", "FFCore", "FFIO", "TestScratch"],
+                    path: "Tests/FFEngineTests", resources: [.copy("Fixtures")],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
         // Multi-process training under mpirun (skipped, with the reason, where MPI is absent).
         .testTarget(name: "MPITests", dependencies: ["FFEngine", "FFIO", "FFMPI", "CMPIABI", "DataPrep"],
                     path: "Tests/MPITests", swiftSettings: [.swiftLanguageMode(.v5)]),
-        .testTarget(name: "DataPrepTests", dependencies: ["DataPrep", "FFEngine", "FFIO"], path: "Tests/DataPrepTests",
+        .testTarget(name: "DataPrepTests", dependencies: ["DataPrep", "FFEngine", "FFIO", "TestScratch"],
+                    path: "Tests/DataPrepTests", swiftSettings: [.swiftLanguageMode(.v5)]),
+        // The `repro` command line through the built binary (.build/<config>/repro).
+        .testTarget(name: "CLITests", dependencies: ["FFEngine", "FFIO", "TestScratch"], path: "Tests/CLITests",
                     swiftSettings: [.swiftLanguageMode(.v5)]),
     ]
 )

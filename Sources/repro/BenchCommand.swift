@@ -28,13 +28,13 @@ struct BenchCommand: ParsableCommand {
     @Argument(help: "What to measure.")
     var targets: [String] = []
 
-    @Option(help: "Timed steps per model measurement.")
+    @Option(parsing: .unconditional, help: "Timed steps per model measurement.")
     var steps = 3
 
-    @Option(help: "Batch size override.")
+    @Option(parsing: .unconditional, help: "Batch size override.")
     var batchSize: Int?
 
-    @Option(help: "Gradient accumulation for a single recipe target, or K for `audit`.")
+    @Option(parsing: .unconditional, help: "Gradient accumulation for a single recipe target, or K for `audit`.")
     var accumulate: Int?
 
     @Option(help: "Rounds of the `covariance` comparison (min / median / max over them).")
@@ -82,16 +82,13 @@ struct BenchCommand: ParsableCommand {
                 case "audit":
                     let k = accumulate ?? 4
                     let bp = recipe.replacingOccurrences(of: "dtgff-", with: "bpds-")
-                    for (name, acc) in [(recipe, 1), (bp, 1), (bp, k)] {
-                        models.append(try child(name, accumulate: acc))
-                        print(ModelBench.format([models.last!]).split(separator: "\n").last!)
-                    }
+                    for (name, acc) in [(recipe, 1), (bp, 1), (bp, k)] { models.append(try child(name, accumulate: acc)) }
                 default:
                     models.append(try child(t, accumulate: accumulate))
-                    print(ModelBench.format([models.last!]).split(separator: "\n").last!)
                 }
             }
             if !models.isEmpty {
+                // One table at the end (aligned over all rows); progress went to stderr.
                 print("")
                 print(ModelBench.format(models))
                 print("RSS = peak resident set size of the training phase (child process); engine = high-water mark"
@@ -111,6 +108,7 @@ struct BenchCommand: ParsableCommand {
 
     /// Runs `repro bench TARGET --json` in a child process (clean peak RSS).
     func child(_ target: String, accumulate: Int?) throws -> ModelBenchResult {
+        FileHandle.standardError.write(Data("measuring \(target)\(accumulate.map { " (accumulate \($0))" } ?? "")...\n".utf8))
         let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
         var args = ["bench", target, "--json", "--steps", String(steps)]
         if let b = batchSize { args += ["--batch-size", String(b)] }

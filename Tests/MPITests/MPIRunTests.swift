@@ -128,13 +128,17 @@ final class MPIRunTests: XCTestCase {
         single(args("asge-mnist", out: first1, epochs: 1))
         mpi(2, args("asge-mnist", out: first2, epochs: 1, extra: ["--parallel", "pipeline"]))
         try MPIJob.assertBitIdentical(last(first1), last(first2))
-        single(args("asge-mnist", out: ref, extra: ["--resume", last(first1).path]))
-        single(args("asge-mnist", out: from2, extra: ["--resume", last(first2).path]))
-        mpi(2, args("asge-mnist", out: under2, extra: ["--resume", last(first1).path, "--parallel", "pipeline"]))
+        // Continue each 1-epoch run to 2 epochs in a new folder (the config comes from the checkpoint).
+        func resume(_ from: URL, _ out: URL, _ extra: [String] = []) -> [String] {
+            ["run", "--resume", last(from).path, "--out", out.path, "--epochs", "2", "--extend", "--threads", "1",
+             "--data", MPIJob.dataset.path] + extra
+        }
+        single(resume(first1, ref))
+        single(resume(first2, from2))
+        mpi(2, resume(first1, under2, ["--parallel", "pipeline"]))
         try MPIJob.assertBitIdentical(last(ref), last(from2))
         try MPIJob.assertBitIdentical(last(ref), last(under2))
-        let history = try MPIJob.contents(last(under2)).attrs["history"] ?? ""
-        XCTAssertTrue(history.contains("\"epoch\":1") && history.contains("\"epoch\":2"), "history kept: \(history)")
+        XCTAssertEqual(try RunCheckpoint.describe(last(under2)).history.map(\.epoch), [1, 2], "history kept")
     }
 
     /// `repro eval` under 2 ranks (each evaluates half of the split) prints the same report.
@@ -177,8 +181,8 @@ final class MPIRunTests: XCTestCase {
         XCTAssertFalse(left.contains { AtomicFile.isTemporaryName($0) }, "half-written files left: \(left)")
         // The named checkpoint is complete and at least as new as the message says.
         let said = r.output.components(separatedBy: "(epoch ").last.flatMap { Int($0.prefix { $0.isNumber }) }
-        let stored = try MPIJob.contents(last(d)).attrs["epoch"].flatMap(Int.init)
+        let stored = try RunCheckpoint.describe(last(d)).epoch
         XCTAssertNotNil(said)
-        XCTAssertGreaterThanOrEqual(stored ?? -1, said ?? Int.max)
+        XCTAssertGreaterThanOrEqual(stored, said ?? Int.max)
     }
 }

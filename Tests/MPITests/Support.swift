@@ -174,8 +174,10 @@ enum MPIJob {
                       "\(n) differs: \(b.path) is not bit-identical to \(a.path)", file: file, line: line)
         }
         XCTAssertEqual(x.ints, y.ints, "optimizer steps", file: file, line: line)
-        XCTAssertEqual(x.attrs["epoch"], y.attrs["epoch"], file: file, line: line)
-        XCTAssertEqual(x.attrs["step"], y.attrs["step"], file: file, line: line)
+        let i = try RunCheckpoint.describe(a), j = try RunCheckpoint.describe(b)
+        XCTAssertEqual(i.epoch, j.epoch, "epoch", file: file, line: line)
+        XCTAssertEqual(i.step, j.step, "step", file: file, line: line)
+        XCTAssertEqual(i.history.map(\.epoch), j.history.map(\.epoch), "history", file: file, line: line)
     }
 
     /// Every tensor within `relative` of the largest magnitude of the reference tensor
@@ -195,7 +197,7 @@ enum MPIJob {
                                      file: file, line: line)
         }
         XCTAssertEqual(x.ints, y.ints, "optimizer steps", file: file, line: line)
-        XCTAssertEqual(x.attrs["step"], y.attrs["step"], file: file, line: line)
+        XCTAssertEqual(try RunCheckpoint.describe(a).step, try RunCheckpoint.describe(b).step, "step", file: file, line: line)
         return worst
     }
 }

@@ -124,14 +124,14 @@ public final class ParallelTraining: TrainerHooks {
                 }
                 var own = tally
                 own.count = rows
-                progress.advance(by: part.globalCount, fields: Report.progressFields(own, config: c))
+                progress.advance(by: part.globalCount, fields: Report.progressFields(own, config: c, runETA: nil))
                 stepDone?()
             }
         } else {
             while let h = try link!.receiveHeader() {
                 world.stepLabel = trainer.step + 1
                 try trainer.trainStep(count: h.globalCount, micros: h.micros, lr: lr, tally: &tally) { try self.link!.input($0) }
-                progress.advance(by: h.globalCount, fields: Report.progressFields(tally, config: c))
+                progress.advance(by: h.globalCount, fields: Report.progressFields(tally, config: c, runETA: nil))
                 stepDone?()
             }
         }
@@ -313,7 +313,7 @@ public final class ParallelTraining: TrainerHooks {
         try broadcast(trainer, owner: { _ in 0 }, what: "the resumed checkpoint from rank 0")
         var blob = Data()
         if let state {
-            let history = try RunCheckpoint.historyEncoder.encode(state.history)
+            let history = try EpochRecord.encoder.encode(state.history)
             var head = [Int64(state.epoch), Int64(state.step), Int64(trainer.step)]
             blob = Data(bytes: &head, count: 24) + history
         }
@@ -327,10 +327,21 @@ public final class ParallelTraining: TrainerHooks {
         let epoch = Int(b.pointer.load(fromByteOffset: 0, as: Int64.self))
         let step = Int(b.pointer.load(fromByteOffset: 8, as: Int64.self))
         trainer.restore(step: Int(b.pointer.load(fromByteOffset: 16, as: Int64.self)))
-        let d = JSONDecoder()
-        d.keyDecodingStrategy = .convertFromSnakeCase
-        let history = try d.decode([EpochRecord].self, from: Data(bytes: b.pointer + 24, count: n - 24))
+        let history = try EpochRecord.decoder.decode([EpochRecord].self, from: Data(bytes: b.pointer + 24, count: n - 24))
         return RunState(epoch: epoch, step: step, history: history)
+    }
+
+    /// Rank 0's `url` on every rank (a default run folder is named by the clock of each rank).
+    public func agree(on url: URL) throws -> URL {
+        let path = Array(url.path.utf8)
+        let size = Bytes(count: 8)
+        size.pointer.storeBytes(of: Int64(path.count), as: Int64.self)
+        try world.wait(world.all.broadcast(size, root: 0, what: "the run folder of rank 0", in: world))
+        let n = Int(size.pointer.load(as: Int64.self))
+        let b = Bytes(count: n)
+        if isRoot { b.pointer.copyMemory(from: path, byteCount: n) }
+        try world.wait(world.all.broadcast(b, root: 0, what: "the run folder of rank 0", in: world))
+        return URL(fileURLWithPath: String(decoding: Data(bytes: b.pointer, count: n), as: UTF8.self), isDirectory: true)
     }
 
     /// Rank 0's model (for instance the best checkpoint it loaded) on every rank.
