@@ -19,6 +19,9 @@ struct BenchCommand: ParsableCommand {
                            SFF: bp-*; BiCovG: bp-vgg16-*, after hybrid blocks of m = 2
                            and 4), and the twin with gradient accumulation (--accumulate
                            K, micro-batch = batch / K)
+              scaling      1 process, then 2 MPI ranks data-parallel and pipelined (--recipe,
+                           1 thread per rank unless --threads; --repeats alternates), and
+                           a projection to 8 and 64 nodes (see docs/distributed.md)
               <recipe>     any recipe, on synthetic data of its input shape
             Without a target: kernels and asge-vgg8. Each model is measured in a fresh child
             process, so its peak RSS is its own.
@@ -27,13 +30,13 @@ struct BenchCommand: ParsableCommand {
     @Argument(help: "What to measure.")
     var targets: [String] = []
 
-    @Option(help: "Timed steps per model measurement.")
+    @Option(parsing: .unconditional, help: "Timed steps per model measurement.")
     var steps = 3
 
-    @Option(help: "Batch size override.")
+    @Option(parsing: .unconditional, help: "Batch size override.")
     var batchSize: Int?
 
-    @Option(help: "Gradient accumulation for a single recipe target, or K for `audit`.")
+    @Option(parsing: .unconditional, help: "Gradient accumulation for a single recipe target, or K for `audit`.")
     var accumulate: Int?
 
     @Option(help: "Rounds of the `covariance` comparison (min / median / max over them).")
@@ -45,8 +48,11 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Map sizes (height = width) of the `covariance` comparison, comma-separated.")
     var sizes = "8,16"
 
-    @Option(help: "Recipe for `audit`.")
+    @Option(help: "Recipe for `audit` and `scaling`.")
     var recipe = "dtgff-cifar100"
+
+    @Option(help: "Alternating repetitions of each `scaling` measurement (min/median/max).")
+    var repeats = 1
 
     @Option(name: .customLong("set"), parsing: .singleValue,
             help: "A config field of a single recipe target, as key=value (see `repro run --set`). Repeatable.")
@@ -59,6 +65,7 @@ struct BenchCommand: ParsableCommand {
 
     func run() throws {
         try Repro.guarded {
+            if json, let t = targets.first, BenchCommand.scalingWorkers.contains(t) { return try scalingWorker(t) }
             if json {
                 precondition(targets.count == 1, "--json measures exactly one target")
                 let r = try measure(targets[0], accumulate: accumulate, settings: sets)
@@ -74,17 +81,18 @@ struct BenchCommand: ParsableCommand {
                     print(KernelBench.format(KernelBench.run(context: ctx, seconds: 2)))
                 case "covariance":
                     print(CovarianceBench.format(try covariance(ctx)))
+                case "scaling":
+                    try scaling()
                 case "audit":
                     for entry in try Recipes.auditPlan(recipe, accumulate: accumulate ?? 4) {
                         models.append(try child(entry.recipe, accumulate: entry.accumulate, settings: entry.settings))
-                        print(ModelBench.format([models.last!]).split(separator: "\n").last!)
                     }
                 default:
                     models.append(try child(t, accumulate: accumulate, settings: sets))
-                    print(ModelBench.format([models.last!]).split(separator: "\n").last!)
                 }
             }
             if !models.isEmpty {
+                // One table at the end (aligned over all rows); progress went to stderr.
                 print("")
                 print(ModelBench.format(models))
                 print("RSS = peak resident set size of the training phase (child process); engine = high-water mark"
@@ -104,6 +112,8 @@ struct BenchCommand: ParsableCommand {
 
     /// Runs `repro bench TARGET --json` in a child process (clean peak RSS).
     func child(_ target: String, accumulate: Int?, settings: [String] = []) throws -> ModelBenchResult {
+        let label = AuditEntry(recipe: target, settings: settings, accumulate: accumulate).label
+        FileHandle.standardError.write(Data("measuring \(label)...\n".utf8))
         let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
         var args = ["bench", target, "--json", "--steps", String(steps)]
         if let b = batchSize { args += ["--batch-size", String(b)] }

@@ -318,8 +318,31 @@ public struct RecipeConfig: Codable, Equatable {
         dict[key] = value is NSNull ? nil : value
         do {
             return try RecipeConfig.decoder.decode(RecipeConfig.self, from: JSONSerialization.data(withJSONObject: dict))
-        } catch {
-            throw FFError("--set \(assignment): the value does not fit field '\(key)' (\(error)).")
+        } catch let e as DecodingError {
+            var wanted = RecipeConfig.expected(e)
+            if key == "pool" { wanted = "one of " + Ops.PoolKind.allCases.map(\.rawValue).joined(separator: ", ") }
+            if case .dataCorrupted = e, Double(raw) != nil { wanted = "a whole number in range" }
+            throw FFError("--set \(assignment): \(key) takes \(wanted), not \(raw.isEmpty ? "an empty value" : "'\(raw)'"). "
+                + "`repro show NAME` prints every field with its current value.")
+        }
+    }
+
+    /// What a field wanted, in words (no Swift type names or coding paths).
+    static func expected(_ e: DecodingError) -> String {
+        func words(_ t: Any.Type) -> String {
+            switch t {
+            case is Int.Type, is UInt64.Type: return "a whole number"
+            case is Double.Type: return "a number"
+            case is Bool.Type: return "true or false"
+            case is String.Type: return "a word or a quoted string"
+            default: return "\(t)".hasPrefix("Array") ? "a JSON list such as [1,3,5]" : "another kind of value"
+            }
+        }
+        switch e {
+        case let .typeMismatch(t, _), let .valueNotFound(t, _): return words(t)
+        case let .dataCorrupted(ctx):
+            return ctx.debugDescription.contains("does not fit") ? "a whole number in range" : "one of its documented values"
+        default: return "another kind of value"
         }
     }
 

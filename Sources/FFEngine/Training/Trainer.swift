@@ -104,31 +104,58 @@ public final class Trainer {
 
     /// One optimizer step on `batch` at learning rate `lr`; sums statistics into `tally`.
     public func trainStep(_ batch: Batch, lr: Double, tally: inout Tally) throws {
-        step += 1
-        for p in net.parameters { Ops.zero(ctx, p.grad) }
         let k = config.accumulate
         let micro = (batch.count + k - 1) / k
-        let scale = 1 / Float(batch.count)
-        var start = 0
-        while start < batch.count {
-            let len = min(micro, batch.count - start)
-            let mb = Batch(images: batch.images.slice(start, len), labels: Array(batch.labels[start..<start + len]))
-            try pass(mb, gradScale: scale, tally: &tally)
-            start += len
+        let starts = Array(stride(from: 0, to: batch.count, by: micro))
+        try trainStep(count: batch.count, micros: starts.count, lr: lr, tally: &tally) { i in
+            let len = min(micro, batch.count - starts[i])
+            return Batch(images: batch.images.slice(starts[i], len), labels: Array(batch.labels[starts[i]..<starts[i] + len]))
         }
-        tally.count += batch.count
-        for (b, opt) in zip(net.blocks, blockOptimizers) { opt.step(net.trainedParameters(b), lr: lr) }
-        if let opt = headOptimizer { opt.step(net.detachedPredictorParameters, lr: lr) }
+    }
+
+    // MARK: Distributed hooks (Sources/FFEngine/Distributed): nil trains everything here.
+
+    /// Set by a multi-process run: which blocks this process trains, where their outputs
+    /// go, and the reduction of each block's gradients over the data-parallel replicas.
+    var hooks: TrainerHooks?
+
+    /// One optimizer step over `micros` micro-batches (`micro(i)`, in order) of a batch of
+    /// `count` images: gradients are scaled by 1 / `count`. Under data parallelism the
+    /// micro-batches are this process's part of the global batch; in a pipeline stage their
+    /// images are the stage's input. Only the blocks (and head) this process owns step.
+    func trainStep(count: Int, micros: Int, lr: Double, tally: inout Tally, micro: (Int) throws -> Batch) throws {
+        step += 1
+        for p in net.parameters { Ops.zero(ctx, p.grad) }
+        let scale = 1 / Float(count)
+        for i in 0..<micros { try pass(try micro(i), gradScale: scale, last: i == micros - 1, tally: &tally) }
+        let owned = hooks?.blocks ?? net.blocks.indices
+        // The detached predictor, a head or the fusion gates (its optimizer exists only then),
+        // when trained in this process.
+        let predictor = headOptimizer != nil && (hooks?.trainsHead ?? true) ? net.detachedPredictorParameters : nil
+        if micros == 0 {   // a replica without rows in this batch still joins the reductions
+            for b in owned { try hooks?.gradientsReady(b, net.trainedParameters(net.blocks[b])) }
+            if let h = predictor { try hooks?.gradientsReady(net.blocks.count, h) }
+        }
+        tally.count += count
+        for b in owned {
+            let params = net.trainedParameters(net.blocks[b])
+            try hooks?.awaitGradients(b, params)
+            blockOptimizers[b].step(params, lr: lr)
+        }
+        if let h = predictor, let opt = headOptimizer {
+            try hooks?.awaitGradients(net.blocks.count, h)
+            opt.step(h, lr: lr)
+        }
         // A NaN can hide from the loss (ReLU maps it to 0) yet poison the weights.
-        for unit in net.units {
+        for unit in owned.flatMap({ net.blocks[$0].units }) {
             for p in unit.parameters where Ops.firstNonFinite(ctx, p.value) != nil {
                 throw NonFiniteLoss(what: "\(unit.label) (parameter \(p.name))", step: step)
             }
         }
-        for block in net.blocks where block.entry.parameters.contains(where: { Ops.firstNonFinite(ctx, $0.value) != nil }) {
-            throw NonFiniteLoss(what: "the feature alignment layer of block \(block.index + 1)", step: step)
+        for b in owned where net.blocks[b].entry.parameters.contains(where: { Ops.firstNonFinite(ctx, $0.value) != nil }) {
+            throw NonFiniteLoss(what: "the feature alignment layer of block \(b + 1)", step: step)
         }
-        if net.detachedPredictorParameters.contains(where: { Ops.firstNonFinite(ctx, $0.value) != nil }) {
+        if let h = predictor, h.contains(where: { Ops.firstNonFinite(ctx, $0.value) != nil }) {
             throw NonFiniteLoss(what: net.head != nil ? "the classifier head (its parameters)" : "the fusion gates", step: step)
         }
     }
@@ -161,24 +188,29 @@ public final class Trainer {
 
     /// Forward/backward of one micro-batch, block by block; gradients accumulate into the
     /// parameters and never cross a block boundary.
-    private func pass(_ batch: Batch, gradScale: Float, tally: inout Tally) throws {
+    /// `last`: the step's last micro-batch, after which each block's gradients are complete.
+    private func pass(_ batch: Batch, gradScale: Float, last: Bool, tally: inout Tally) throws {
         var x = batch.images
         var features = HeadFeatures(head: net.head, batch: batch.count)
         var scores: [Tensor] = []
-        for block in net.blocks {
+        for block in net.blocks[hooks?.blocks ?? net.blocks.indices] {
             x = try blockPass(block, x, batch, gradScale: gradScale, features: &features, scores: &scores, tally: &tally)
+            if last { try hooks?.gradientsReady(block.index, net.trainedParameters(block)) }
         }
+        guard try hooks?.passOn(x, batch, features: &features, scores: &scores) ?? true else { return }
         if let head = net.head, net.headBlock == nil {
             let logits = head.forward(features.assemble(), .train(cache: true))
             let dlogits = try headLoss(logits, batch, gradScale: gradScale, tally: &tally)
             _ = head.backward(dlogits, inputGrad: false)
             head.releaseCache()
+            if last { try hooks?.gradientsReady(net.blocks.count, head.parameters) }
         }
         if let fusion = net.fusion {
             // BiCovG's Logistic Fusion: trained on the detached readout scores.
             let dlogits = try headLoss(fusion.forward(scores, cache: true), batch, gradScale: gradScale, tally: &tally)
             fusion.backward(dlogits)
             fusion.releaseCache()
+            if last { try hooks?.gradientsReady(net.blocks.count, fusion.parameters) }
         } else if !scores.isEmpty {
             // SFF's prediction from the readouts: counted, never trained.
             let r = Ops.softmaxCrossEntropy(ctx, logits: predictorScores(scores), labels: batch.labels)

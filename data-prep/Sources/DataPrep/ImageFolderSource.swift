@@ -47,7 +47,8 @@ enum ImageFolderSource {
         // With both val/ and test/, both are used as they are; with only val/, it is the
         // test split (as for ImageNet) and val is held out from train.
         var valItems: [Int], testItems: [Int], val: Int
-        let defaultVal = DataPrep.defaultVal(dataset, trainCount: trainItems.count)
+        // The default never depends on --name: an image folder called "cifar10" is still an image folder.
+        let defaultVal = DataPrep.defaultVal("imagefolder", trainCount: trainItems.count)
         if let v = official["val"], let t = official["test"] {
             if let n = options.val, n > 0 {
                 throw FFError(.invalidArgument, "\(source.path) has its own val/ folder, so --val \(n) cannot hold out "
@@ -56,7 +57,7 @@ enum ImageFolderSource {
             (valItems, testItems, val) = (v, t, 0)
         } else {
             val = options.val ?? defaultVal
-            let split = try Holdout.split(trainItems, val: val, seed: options.seed, dataset: dataset)
+            let split = try Holdout.split(trainItems, val: val, seed: options.seed, dataset: dataset) { src.labels(of: $0)[0] }
             trainItems = split.train
             valItems = split.val
             testItems = official["val"] ?? official["test"] ?? []
@@ -107,7 +108,7 @@ enum ImageFolderSource {
         ImageTree.noteIgnored(ignored + ign2, options: options)
         let defaultVal = DataPrep.defaultVal(dataset, trainCount: trainItems.count)
         let val = options.val ?? defaultVal
-        let split = try Holdout.split(trainItems, val: val, seed: options.seed, dataset: dataset)
+        let split = try Holdout.split(trainItems, val: val, seed: options.seed, dataset: dataset) { src.labels(of: $0)[0] }
         trainItems = split.train
         var command = "repro prep imagenet100 --src \(source.path)"
         command += PrepCommandText.flags(options, val: val, defaultVal: defaultVal, size: size, defaultSize: 256)
