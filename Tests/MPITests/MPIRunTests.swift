@@ -107,6 +107,17 @@ final class MPIRunTests: XCTestCase {
         try MPIJob.assertBitIdentical(last(one), last(two))
     }
 
+    /// BiCovG: covariance goodness, alignment layers at every block input (also at the stage
+    /// boundary), and the Logistic Fusion gates on the last stage fed by both stages' scores.
+    func testPipelineBiCovGIsBitIdentical() throws {
+        try MPIJob.require()
+        let one = dir("pipe-bicovg-1"), two = dir("pipe-bicovg")
+        let extra = ["--set", "cov_directions=4", "--set", "pool_after=[1,3]"]
+        single(args("bicovg-tinyimagenet", out: one, layers: 4, extra: extra))
+        mpi(2, args("bicovg-tinyimagenet", out: two, layers: 4, extra: extra + ["--parallel", "pipeline"]))
+        try MPIJob.assertBitIdentical(last(one), last(two))
+    }
+
     /// 2 stages x 2 replicas equal one process with accumulate 2 (the replicas' parts are
     /// the micro-batches); only the head's BatchNorm statistics are averaged instead.
     func testPipelineOfDataParallelStages() throws {
