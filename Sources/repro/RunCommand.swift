@@ -114,6 +114,7 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "Replace another run's files in the output folder (without it such a folder is refused).")
     var overwrite = false
     @OptionGroup var threading: ThreadOptions
+    @OptionGroup(title: "Several processes (mpirun or srun)") var mpi: ParallelOptions
 
     func validate() throws {
         if let o = out, o.trimmingCharacters(in: .whitespaces).isEmpty {
@@ -122,7 +123,9 @@ struct RunCommand: ParsableCommand {
     }
 
     func run() throws {
-        try Repro.guarded {
+        var parallel: ParallelTraining?
+        try Repro.guarded { parallel = try mpi.start() }
+        try ParallelOptions.guarded(parallel) {
             if tag != nil, out != nil || resume != nil {
                 throw FFError(.invalidArgument, "--tag names a new default run folder; it does not go with --out or --resume.")
             }
@@ -179,14 +182,21 @@ struct RunCommand: ParsableCommand {
                 if extend { throw FFError(.invalidArgument, "--extend goes with --resume RUN_DIR --epochs N.") }
                 let config = try overrides.apply(to: try Recipes.named(name))
                 choice = try RunData.choose(config, directory: overrides.dataURL)
-                if let note = choice.adaptation { print(note) }
+                if let note = choice.adaptation, parallel?.isRoot ?? true { print(note) }
                 folder = try out.map { URL(fileURLWithPath: $0, isDirectory: true) }
                     ?? RunFolder.fresh(recipe: config.name, tag: tag).url
             }
             let data = try RunData.open(choice)
-            let run = try TrainingRun(ctx, config: choice.config, data: data, directory: folder, resume: checkpoint)
+            let run = try TrainingRun(ctx, config: choice.config, data: data, directory: try parallel?.agree(on: folder) ?? folder,
+                                      resume: checkpoint)
             run.overwrite = overwrite
+            run.parallel = parallel
+            if parallel?.isRoot == false {
+                run.log = { _ in }
+                run.showProgress = false
+            }
             let result = try run.run()
+            guard parallel?.isRoot ?? true else { return }
             print("run folder: \(run.directory.path)")
             print("checkpoints: best.h5 (epoch \(result.record?.checkpointEpoch ?? result.bestEpoch ?? 0)), last.h5; "
                 + "metrics.jsonl, metrics.csv, results.json")
@@ -218,6 +228,7 @@ struct EvalCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Evaluate the first N images only.") var subset: Int?
     @Option(help: "Write the results record (schema v2, as results.json) to this file.") var out: String?
     @OptionGroup var threading: ThreadOptions
+    @OptionGroup(title: "Several processes (mpirun or srun: the ranks split the images)") var mpi: ParallelOptions
 
     func validate() throws {
         guard ["test", "val", "train"].contains(split) else {
@@ -228,7 +239,9 @@ struct EvalCommand: ParsableCommand {
     }
 
     func run() throws {
-        try Repro.guarded {
+        var parallel: ParallelTraining?
+        try Repro.guarded { parallel = try mpi.start() }
+        try ParallelOptions.guarded(parallel) {
             let url = try existingFile(checkpoint, option: "--checkpoint")
             let info = try RunCheckpoint.describe(url)
             var config = info.config
@@ -254,9 +267,11 @@ struct EvalCommand: ParsableCommand {
                 throw FFError(.mismatch, "the checkpoint expects \(info.inputShape) images and \(info.classes) classes, "
                     + "the data gives \(provider.sampleShape) and \(provider.classCount).")
             }
-            let progress = Progress("eval \(split)", total: provider.sampleCount, unit: "img")
-            let tally = try trainer.evaluate(provider, batchSize: config.microBatch, progress: progress)
+            let progress = Progress("eval \(split)", total: provider.sampleCount, unit: "img", enabled: parallel?.isRoot ?? true)
+            let tally = try parallel?.evaluate(trainer, provider, batchSize: config.microBatch, progress: progress)
+                ?? trainer.evaluate(provider, batchSize: config.microBatch, progress: progress)
             progress.finish()
+            guard parallel?.isRoot ?? true else { return }
             // best.h5 was written at its epoch; the run may have trained on (its last.h5 says how far).
             var trained = state.epoch
             let last = url.deletingLastPathComponent().appendingPathComponent("last.h5")

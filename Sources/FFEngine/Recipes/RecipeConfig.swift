@@ -20,10 +20,14 @@ public struct RecipeConfig: Codable, Equatable {
     /// "per-unit" (alias "per-layer": layer-local training), "per-residual-unit" (like
     /// per-unit, the stem joins the unit after it), "per-stage" (units between
     /// downsamplings; the stem joins the first stage), "whole" (end-to-end backprop), or a
-    /// comma list of unit counts ("3,2,2,2").
+    /// comma list of unit counts ("3,2,2,2"), or "groups-of-M" (blocks of M consecutive
+    /// units from the input side, the last one holding the remainder: BiCovG's Hybrid
+    /// Goodness Blocks).
     public var blocks: String = "per-unit"
     /// The local objective: "spatial-goodness" (ASGE/DTG-FF patch goodness + fixed readout),
-    /// "class-goodness" (SFF: aux conv to N maps, g_k = mean a_k^2, log-sum-exp loss) or "none".
+    /// "class-goodness" (SFF: aux conv to N maps, g_k = mean a_k^2, log-sum-exp loss),
+    /// "covariance-goodness" (BiCovG: patch energies and covariance energies, fixed readout;
+    /// the `cov*` fields) or "none".
     public var localLoss: String = "spatial-goodness"
     /// Where local objectives sit: "block-output" (the tap of each block's last unit) or
     /// "every-unit" (every unit's tap; with one whole block this is BP-DeepSup).
@@ -83,7 +87,10 @@ public struct RecipeConfig: Codable, Equatable {
     public var poolSize: Int = 2
     /// 1-based conv layers followed by pooling; nil = the architecture's default. [choice for VGG8]
     public var poolAfter: [Int]?
-    /// Prediction strategy: "fusion", "last" or "best".
+    /// Prediction strategy: "fusion", "last", "best", or from the readouts' scores without a
+    /// feature classifier: "goodness-mean" (their mean), "goodness-last" (the last one),
+    /// "goodness-logistic" (BiCovG's Logistic Fusion: sum_l sigmoid(w_l) a_l, learnable
+    /// w_l trained by its own cross-entropy on the detached scores).
     public var pred: String = "fusion"
     /// Where the classifier head reads each layer: "tap" (GAP of the post-ReLU map, where
     /// the goodness is taken) or "output" (GAP after pooling/normalisation). [choice]
@@ -106,6 +113,31 @@ public struct RecipeConfig: Codable, Equatable {
     public var auxKernel: Int = 1
     /// Whether the auxiliary conv has a bias. [choice: PyTorch's Conv2d default]
     public var auxBias: Bool = true
+
+    // MARK: BiCovG (local_loss = covariance-goodness; papers/bicovg/README.md)
+    /// Whether the covariance energies are computed; false leaves plain ASGE goodness (the
+    /// ablation "cov off": the same readout rows for the patch energies).
+    public var cov: Bool = true
+    /// K, the fixed random unit directions u_k in R^C of the cross-channel axis. [choice]
+    public var covDirections: Int = 64
+    /// Pyramid levels P of the spatial axis: energies over P x P patches, each level clipped
+    /// to the map and repeats dropped. [choice]
+    public var covLevels: [Int] = [1, 2, 4]
+    /// Whether ASGE's patch energies (partition P_l from alpha) are concatenated in front of
+    /// the covariance energies. [choice]
+    public var covPatchEnergies: Bool = true
+    /// Feature Alignment Layer: x + Conv1x1(x) on every block's input except the first
+    /// block's, the conv zero-initialised and trained by that block's loss.
+    public var fal: Bool = false
+    /// Whether the Feature Alignment conv has a bias (zero-initialised too). [choice]
+    public var falBias: Bool = true
+    /// pred = goodness-logistic: initial gate logits w_l, linear in depth from the first
+    /// readout's value to the last's (sigmoid -2 = 0.12, sigmoid 2 = 0.88). [choice]
+    public var fusionInitFirst: Double = -2
+    public var fusionInitLast: Double = 2
+    /// Whether weight decay applies to the gate logits w_l (it would pull every gate to
+    /// 1/2). [choice]
+    public var fusionDecay: Bool = false
 
     // MARK: Transfer
     /// Initial weights from a .safetensors file (torchvision/timm names) or a repro checkpoint,
@@ -327,13 +359,13 @@ public struct RecipeConfig: Codable, Equatable {
     /// value and the allowed range (command-line values and `--set` land here too).
     public func validate() throws {
         let known: [(String, String, [String])] = [
-            ("local_loss", localLoss, ["spatial-goodness", "class-goodness", "none"]),
+            ("local_loss", localLoss, ["spatial-goodness", "class-goodness", "covariance-goodness", "none"]),
             ("local_loss_at", localLossAt, ["block-output", "every-unit"]),
             ("block_norm", blockNorm, ["none", "layernorm"]),
             ("conv_norm", convNorm, ["none", "batch"]),
             ("stem", stem, ["auto", "cifar", "imagenet"]),
             ("init_scheme", initScheme, ["torchvision", "pytorch-default"]),
-            ("pred", pred, ["fusion", "last", "best", "goodness-mean", "goodness-last"]),
+            ("pred", pred, ["fusion", "last", "best", "goodness-mean", "goodness-last", "goodness-logistic"]),
             ("optimizer", optimizer, ["adamw", "sgd"]),
             ("augment", augment, ["none", "crop-flip", "rrc-flip"]),
             ("labels", labels, ["labels", "coarse_labels"]),
@@ -390,7 +422,7 @@ public struct RecipeConfig: Codable, Equatable {
         for (field, v) in [("paper_top1", paperTop1), ("paper_top5", paperTop5)] {
             if let v = v { try real(field, v, 0...100) }
         }
-        if ["best", "goodness-mean", "goodness-last"].contains(pred) && (!hasLocalLoss || headBackprop) {
+        if ["best", "goodness-mean", "goodness-last", "goodness-logistic"].contains(pred) && (!hasLocalLoss || headBackprop) {
             throw FFError("pred = \(pred) predicts from the local readouts and trains no classifier: it needs "
                 + "local_loss != none and head_backprop = false (this config: local_loss \(localLoss), "
                 + "head_backprop \(headBackprop)).")
@@ -404,6 +436,19 @@ public struct RecipeConfig: Codable, Equatable {
         }
         if auxKernel < 1 || auxKernel % 2 == 0 {
             throw FFError("aux_kernel must be an odd size >= 1 (got \(auxKernel)).")
+        }
+        if localLoss == "covariance-goodness" {
+            if !cov && !covPatchEnergies {
+                throw FFError("local_loss = covariance-goodness with cov = false and cov_patch_energies = false reads "
+                    + "nothing; turn one of them on (cov = false alone is plain ASGE goodness).")
+            }
+            if covDirections < 1 { throw FFError("cov_directions must be at least 1 (got \(covDirections)).") }
+            if covLevels.isEmpty || covLevels.count > 16 || covLevels.contains(where: { $0 < 1 }) {
+                throw FFError("cov_levels must list 1 to 16 pyramid levels, each >= 1 (got \(covLevels)).")
+            }
+            if learnTemperature {
+                throw FFError("learn_temperature applies to local_loss = spatial-goodness, not covariance-goodness.")
+            }
         }
         _ = try BlockPartition.parse(blocks)
         try Architectures.validate(self)

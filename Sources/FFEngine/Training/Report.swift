@@ -19,6 +19,7 @@ public enum Report {
         case "best": return "Best Pred"
         case "goodness-mean": return "Mean goodness of the readouts"
         case "goodness-last": return "Goodness of the last readout"
+        case "goodness-logistic": return "Logistic Fusion of the readouts"
         default:
             if config.headBackprop { return config.hasLocalLoss ? "BP-DeepSup final classifier" : "BP classifier" }
             if config.pred == "last" { return "Last Pred" }

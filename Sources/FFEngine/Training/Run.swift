@@ -50,6 +50,9 @@ public final class TrainingRun {
     public var estimateThreshold: TimeInterval = 300
     /// Replace another run's files in the folder (else such a folder is refused).
     public var overwrite = false
+    /// Several processes (mpirun/srun, Sources/FFEngine/Distributed); nil: this process alone.
+    /// Rank 0 writes every file; the other ranks write nothing.
+    public var parallel: ParallelTraining?
 
     public init(_ ctx: ComputeContext, config: RecipeConfig, data: RunData, directory: URL, resume: URL? = nil) throws {
         try config.validate()
@@ -72,36 +75,44 @@ public final class TrainingRun {
     }
 
     public func run() throws -> RunResult {
+        let writes = parallel?.isRoot ?? true
         let net = try Network(ctx, config: config, inputShape: data.train.sampleShape, classes: data.train.classCount)
         let trainer = Trainer(ctx, net: net)
+        let layoutLine = try parallel?.attach(trainer, checkpoints: [lastCheckpoint, bestCheckpoint])
         var history: [EpochRecord] = []
         var startEpoch = 0
         if let resume {
-            if continuesInPlace, resume.path != folder.last.path, let later = try? RunCheckpoint.describe(folder.last),
+            if writes, continuesInPlace, resume.path != folder.last.path, let later = try? RunCheckpoint.describe(folder.last),
                let this = try? RunCheckpoint.describe(resume), later.epoch > this.epoch {
                 throw FFError(.invalidArgument, "\(resume.path) is epoch \(this.epoch) of a run that went on to epoch "
                     + "\(later.epoch); continuing it in its own folder would discard epochs \(this.epoch + 1)-\(later.epoch). "
                     + "Pass --out NEW_FOLDER to branch from it.", file: resume)
             }
-            let state = try RunCheckpoint.load(resume, into: trainer, expecting: config)
+            var state = writes ? try RunCheckpoint.load(resume, into: trainer, expecting: config) : nil
+            if let parallel { state = try parallel.shareState(trainer, state, from: resume) }
+            guard let state else { preconditionFailure("resume state") }
             history = state.history
             startEpoch = state.epoch
         } else if let source = config.initFrom {
             log(try WeightTransfer.load(ctx, URL(fileURLWithPath: source), into: net).summary)
         }
-        // The folder is locked for the rest of the run (RunDirectory.swift).
-        let claimed = try folder.claim(for: config, continuing: continuesInPlace, overwrite: overwrite)
-        defer { claimed.release() }
+        // The folder is locked for the rest of the run (RunDirectory.swift); only rank 0 writes.
+        let claimed = writes ? try folder.claim(for: config, continuing: continuesInPlace, overwrite: overwrite) : nil
+        defer { claimed?.release() }
         if let resume { log("resumed from \(resume.path) after epoch \(startEpoch) (step \(trainer.step))") }
         let metrics = MetricsLog(directory: directory)
-        try metrics.reset(keeping: history)
-        try AtomicFile.write(Data(config.json().utf8), to: folder.config)
+        if writes {
+            try metrics.reset(keeping: history)
+            try AtomicFile.write(Data(config.json().utf8), to: folder.config)
+        }
         log("\(config.name): \(net.summary)")
+        if let layoutLine { log(layoutLine) }
         log("data: \(data.train.sampleCount) train, \(data.val?.sampleCount ?? 0) val, \(data.test?.sampleCount ?? 0) test; "
             + "\(ctx.threads) threads (\(ctx.simdName)); output \(directory.path)")
         if data.val == nil { log("note: no validation split; the last epoch is used as the selected model") }
 
-        var best = try initialBest(history, trainer: trainer, state: RunState(epoch: startEpoch, step: trainer.step, history: history))
+        var best = writes ? try initialBest(history, trainer: trainer,
+                                            state: RunState(epoch: startEpoch, step: trainer.step, history: history)) : nil
         var clock = RunClock(totalEpochs: config.epochs)
         for epoch in startEpoch..<config.epochs {
             let started = Date()
@@ -114,15 +125,16 @@ public final class TrainingRun {
                 throw e
             }
             history.append(record)
-            try metrics.append(record)
             let state = RunState(epoch: epoch + 1, step: trainer.step, history: history)
+            if writes { try metrics.append(record) }
             // best.h5 before last.h5: an interruption in between leaves last.h5 one epoch
             // behind, and resuming recomputes that epoch bit for bit.
             if data.val == nil || best == nil || record.selectionRank > best!.rank {
                 best = (record.selectionRank, record.epoch)
-                try RunCheckpoint.save(trainer, state: state, dataset: data.dataset, to: bestCheckpoint)
+                if writes { try RunCheckpoint.save(trainer, state: state, dataset: data.dataset, to: bestCheckpoint) }
             }
-            try RunCheckpoint.save(trainer, state: state, dataset: data.dataset, to: lastCheckpoint)
+            if writes { try RunCheckpoint.save(trainer, state: state, dataset: data.dataset, to: lastCheckpoint) }
+            try parallel?.checkpointWritten(lastCheckpoint, epoch: epoch + 1)
             clock.finished(Date().timeIntervalSince(started))
             log(Report.epochLine(record, config: config, best: best!.epoch == record.epoch,
                                  runETA: clock.remaining(afterEpoch: epoch + 1)))
@@ -133,15 +145,17 @@ public final class TrainingRun {
                                bestValidation: bestRecord?.valSelected, bestLayer: nil, test: nil, history: history)
         var checkpointEpoch: Int?
         // The test uses exactly best.h5 of the best epoch, or stops (RunDirectory).
-        if let b = best?.epoch {
+        if let claimed, let b = best?.epoch {
             let state = try RunCheckpoint.load(try claimed.checkpointForTest(bestEpoch: b), into: trainer, expecting: config)
             result.bestLayer = state.history.last?.bestLayer
             checkpointEpoch = state.epoch
         }
+        try parallel?.shareModel(trainer)
         var tally: Tally?
         if let test = data.test {
             let progress = Progress("test", total: test.sampleCount, unit: "img", enabled: showProgress)
-            tally = try trainer.evaluate(test, batchSize: config.microBatch, progress: progress)
+            tally = try parallel?.evaluate(trainer, test, batchSize: config.microBatch, progress: progress)
+                ?? trainer.evaluate(test, batchSize: config.microBatch, progress: progress)
             progress.finish()
         }
         let record = ResultsRecord(kind: "run", config: config, dataset: data.dataset, classes: net.classes, split: "test",
@@ -161,7 +175,7 @@ public final class TrainingRun {
             log(line)
         }
         result.record = record
-        try record.write(to: folder.results)
+        if writes { try record.write(to: folder.results) }
         return result
     }
 
@@ -196,7 +210,13 @@ public final class TrainingRun {
         let start = Date()
         var estimated = !firstOfProcess
         var fields = ""
-        let batches = data.train.batches(epoch: epoch, batchSize: config.batchSize)
+        if let parallel {
+            try parallel.trainEpoch(epoch, trainer: trainer, data: data.train, lr: lr, tally: &tally, progress: progress)
+            try parallel.finishEpoch(trainer, tally: &tally)
+            fields = Report.progressFields(tally, config: config, runETA: nil)
+        }
+        // Under MPI the epoch ran above; a single process runs it here.
+        let batches = parallel == nil ? data.train.batches(epoch: epoch, batchSize: config.batchSize) : BatchStream { nil }
         while let batch = try batches.next() {
             try trainer.trainStep(batch, lr: lr, tally: &tally)
             let elapsed = Date().timeIntervalSince(start)
@@ -218,7 +238,8 @@ public final class TrainingRun {
         var val: Tally?
         if let v = data.val {
             let p = Progress("validate", total: v.sampleCount, unit: "img", enabled: showProgress)
-            val = try trainer.evaluate(v, batchSize: config.microBatch, progress: p)
+            val = try parallel?.evaluate(trainer, v, batchSize: config.microBatch, progress: p)
+                ?? trainer.evaluate(v, batchSize: config.microBatch, progress: p)
             p.finish()
         }
         let hasHead = trainer.net.hasPredictor
