@@ -97,6 +97,16 @@ ff_ctx *ff_ctx_create(int threads) {
         else if (!strcmp(env, "avx512")) cap = FF_SIMD_AVX512;
         if (cap < ctx->simd) ctx->simd = cap;
     }
+    ctx->precision = FF_PRECISION_FP32;
+    const char *prec = getenv("FFREPRO_PRECISION");
+    if (prec && !strcmp(prec, "bf16")) ff_ctx_set_precision(ctx, FF_PRECISION_BF16);
+    ctx->conv_algo = FF_CONV_ALGO_AUTO;
+    const char *algo = getenv("FFREPRO_CONV_ALGO");
+    if (algo) {
+        static const char *names[] = {"auto", "im2col", "f2", "f4", "f6", "measure"};
+        for (int i = 0; i < 6; i++)
+            if (!strcmp(algo, names[i])) ctx->conv_algo = i;
+    }
     ctx->scratch = calloc((size_t)threads * FF_SCRATCH_SLOTS, sizeof(ff_scratch_buf));
     pthread_mutex_init(&ctx->mu, NULL);
     pthread_cond_init(&ctx->wake, NULL);
@@ -144,6 +154,37 @@ void ff_ctx_set_simd(ff_ctx *ctx, int level) {
     if (level > cpu) level = cpu;
     if (level < FF_SIMD_SCALAR) level = FF_SIMD_SCALAR;
     ctx->simd = level;
+    if (level < FF_SIMD_AVX512) ctx->precision = FF_PRECISION_FP32;
+}
+
+int ff_ctx_set_precision(ff_ctx *ctx, int precision) {
+    if (precision == FF_PRECISION_FP32) {
+        ctx->precision = precision;
+        return 0;
+    }
+    if (precision != FF_PRECISION_BF16 || !ff_cpu_has_bf16() || ctx->simd < FF_SIMD_AVX512) return -1;
+    ctx->precision = precision;
+    return 0;
+}
+
+int ff_ctx_precision(const ff_ctx *ctx) { return ctx->precision; }
+
+void ff_ctx_set_conv_algo(ff_ctx *ctx, int algo) {
+    if (algo < FF_CONV_ALGO_AUTO || algo > FF_CONV_ALGO_MEASURE) algo = FF_CONV_ALGO_AUTO;
+    ctx->conv_algo = algo;
+}
+
+int ff_ctx_conv_algo(const ff_ctx *ctx) { return ctx->conv_algo; }
+
+const char *ff_conv_algo_name(int algo) {
+    switch (algo) {
+    case FF_CONV_ALGO_IM2COL: return "im2col";
+    case FF_CONV_ALGO_WINOGRAD_F2: return "winograd-f2";
+    case FF_CONV_ALGO_WINOGRAD_F4: return "winograd-f4";
+    case FF_CONV_ALGO_WINOGRAD_F6: return "winograd-f6";
+    case FF_CONV_ALGO_MEASURE: return "measure";
+    default: return "auto";
+    }
 }
 
 void ff_parallel_for(ff_ctx *ctx, long n, long grain, ff_task_fn fn, void *arg) {
