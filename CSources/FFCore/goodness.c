@@ -8,21 +8,13 @@
  * a bin into per-column sums (elementwise, so it vectorises), then across each column bin
  * in double. The backward builds per-row-bin column coefficients dg/area once per map. */
 #include "ff_simd.h"
+#include "goodness_bins.h"
 
 #include <math.h>
 #include <string.h>
 
 /* Vector and scalar code must round identically: no a*b+c fusion anywhere. */
 #pragma STDC FP_CONTRACT OFF
-
-/* Adaptive bins by default; with FF_GOODNESS_FLOOR (`fl`) equal floor(size/p) patches
- * from the top-left, the remainder uncovered. */
-static inline int bin_start(int i, int size, int p, int fl) {
-    return fl ? i * (size / p) : (int)((long)i * size / p);
-}
-static inline int bin_end(int i, int size, int p, int fl) {
-    return fl ? (i + 1) * (size / p) : (int)(((long)(i + 1) * size + p - 1) / p);
-}
 
 typedef struct {
     int h, w, p, fl;

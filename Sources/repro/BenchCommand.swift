@@ -8,7 +8,11 @@ struct BenchCommand: ParsableCommand {
         abstract: "Measure kernel GFLOP/s and a recipe's train/inference images/s and peak memory.",
         discussion: """
             Targets:
-              kernels      sgemm peak, convolution forward and weight gradient (GFLOP/s)
+              kernels      sgemm peak, convolution forward and weight gradient, covariance
+                           goodness (GFLOP/s), then the covariance comparison below
+              covariance   BiCovG projection path vs explicit covariance vs the conv step
+                           (batch 128, K 64; --channels, default 512; --sizes, default
+                           8,16; --rounds, default 5)
               asge-vgg8    ASGE VGG8 step, 32x32x3, 100 classes, batch 128 (= asge-cifar100)
               audit        systems audit of a DTG-FF recipe (--recipe, default dtgff-cifar100):
                            DTG-FF and BP-DeepSup at the same batch, and BP-DeepSup with
@@ -29,6 +33,15 @@ struct BenchCommand: ParsableCommand {
 
     @Option(help: "Gradient accumulation for a single recipe target, or K for `audit`.")
     var accumulate: Int?
+
+    @Option(help: "Rounds of the `covariance` comparison (min / median / max over them).")
+    var rounds = 5
+
+    @Option(help: "Channels of the `covariance` comparison.")
+    var channels = 512
+
+    @Option(help: "Map sizes (height = width) of the `covariance` comparison, comma-separated.")
+    var sizes = "8,16"
 
     @Option(help: "Recipe for `audit`.")
     var recipe = "dtgff-cifar100"
@@ -53,6 +66,10 @@ struct BenchCommand: ParsableCommand {
                 switch t {
                 case "kernels":
                     print(KernelBench.format(KernelBench.run(context: ctx, seconds: 2)))
+                    print("")
+                    print(CovarianceBench.format(try covariance(ctx)))
+                case "covariance":
+                    print(CovarianceBench.format(try covariance(ctx)))
                 case "audit":
                     let k = accumulate ?? 4
                     let bp = recipe.replacingOccurrences(of: "dtgff-", with: "bpds-")
@@ -73,6 +90,14 @@ struct BenchCommand: ParsableCommand {
                       + " gradient; backprop: + input gradient).")
             }
         }
+    }
+
+    func covariance(_ ctx: ComputeContext) throws -> CovarianceBench.Result {
+        let hw = sizes.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) ?? 0 }
+        guard !hw.isEmpty, hw.allSatisfy({ $0 >= 1 }), channels >= 1, rounds >= 1 else {
+            throw FFError("bench covariance: --sizes must list map sizes >= 1 (e.g. 8,16), --channels and --rounds must be >= 1.")
+        }
+        return CovarianceBench.run(context: ctx, rounds: rounds, channels: channels, sizes: hw)
     }
 
     /// Runs `repro bench TARGET --json` in a child process (clean peak RSS).

@@ -17,6 +17,8 @@ struct RecipeOverrides: ParsableArguments {
     @Option(help: "ASGE partition factor alpha.") var alpha: Double?
     @Option(help: "Pooling: rms, avg or max.") var pool: String?
     @Option(help: "Prediction strategy: fusion, last or best.") var pred: String?
+    @Option(help: "Initial weights: a .safetensors file (torchvision names) or a repro checkpoint.")
+    var initFrom: String?
     @Option(name: .customLong("set"), parsing: .singleValue,
             help: "Any config field, as key=value with a JSON value (e.g. --set ln_eps=1e-6). Repeatable.")
     var sets: [String] = []
@@ -37,6 +39,7 @@ struct RecipeOverrides: ParsableArguments {
             c.pool = k
         }
         if let v = pred { c.pred = v }
+        if let v = initFrom { c.initFrom = v }
         for s in sets { c = try c.setting(s) }
         if c.labels != base.labels {
             // The paper's number is for the recipe's own label set.
@@ -112,7 +115,7 @@ struct EvalCommand: ParsableCommand {
             let tally = try trainer.evaluate(provider, batchSize: config.microBatch, progress: progress)
             progress.finish()
             let best = state.history.last(where: { $0.bestLayer != nil })?.bestLayer
-            print(Report.table(tally, config: config, bestLayer: best, split: split,
+            print(Report.table(tally, config: config, labels: net.readoutLabels, bestLayer: best, split: split,
                                selectedFrom: "\(url.lastPathComponent), epoch \(state.epoch)"))
         }
     }

@@ -21,19 +21,13 @@ final class GoodnessTests: XCTestCase {
         Shape(n: 2, c: 2, h: 10, w: 13, p: 4), Shape(n: 8, c: 16, h: 16, w: 16, p: 3),
     ]
 
-    /// adaptive_avg_pool2d bins: [floor(i*size/p), ceil((i+1)*size/p)); floor bins:
-    /// [i*f, (i+1)*f) with f = floor(size/p).
-    private func bin(_ i: Int, _ size: Int, _ p: Int, floor: Bool = false) -> Range<Int> {
-        floor ? (i * (size / p))..<((i + 1) * (size / p)) : (i * size / p)..<(((i + 1) * size + p - 1) / p)
-    }
-
     private func refForward(_ s: Shape, _ y: [Double]) -> [Double] {
         var g: [Double] = []
         for m in 0..<(s.n * s.c) {
             for i in 0..<s.p {
                 for j in 0..<s.p {
                     var sum = 0.0
-                    let rows = bin(i, s.h, s.p, floor: s.floor), cols = bin(j, s.w, s.p, floor: s.floor)
+                    let rows = goodnessBin(i, s.h, s.p, floor: s.floor), cols = goodnessBin(j, s.w, s.p, floor: s.floor)
                     for r in rows { for x in cols { sum += pow(y[(m * s.h + r) * s.w + x], 2) } }
                     g.append(sum / Double(rows.count * cols.count))
                 }
@@ -48,7 +42,7 @@ final class GoodnessTests: XCTestCase {
         for m in 0..<(s.n * s.c) {
             for i in 0..<s.p {
                 for j in 0..<s.p {
-                    let rows = bin(i, s.h, s.p, floor: s.floor), cols = bin(j, s.w, s.p, floor: s.floor)
+                    let rows = goodnessBin(i, s.h, s.p, floor: s.floor), cols = goodnessBin(j, s.w, s.p, floor: s.floor)
                     let area = Double(rows.count * cols.count)
                     for r in rows {
                         for x in cols {

@@ -95,12 +95,12 @@ final class TrainerTests: XCTestCase {
         let (grads, _) = try gradients(net, Batch(images: x, labels: labels))
 
         // Unit 2 sees LayerNorm(RMSPool(Y1)) of the engine's forward pass.
-        let y0 = net.units[0].pre.forward(x, .eval)
+        let y0 = net.units[0].body.forward(x, .eval)
         let x1 = net.units[0].post.forward(y0, .eval)
         for (u, input) in [(0, x), (1, x1)] {
             let unit = net.units[u]
-            let conv = unit.pre.layers[0] as! Conv2d
-            let local = unit.local!
+            let conv = unit.body.layers[0] as! Conv2d
+            let local = unit.local as! SpatialGoodness
             let w = conv.weight.value.array.map(Double.init), b = conv.bias!.value.array.map(Double.init)
             let r = local.readout.array.map(Double.init), rb = local.readoutBias.array.map(Double.init)
             let tau = local.logTemperature.map { Double($0.value[0]) }
@@ -161,7 +161,7 @@ final class TrainerTests: XCTestCase {
         rng.fillNormal(x, std: 1)
         let batch = Batch(images: x, labels: [0, 2, 1, 1])
         let net = try Network(ctx, config: c, inputShape: Array(shape.dropFirst()), classes: 3)
-        XCTAssertTrue(net.units[0].pre.layers.last is LayerNorm, "LayerNorm sits before the tap")
+        XCTAssertTrue(net.units[0].body.layers.last is LayerNorm, "LayerNorm sits before the tap")
         let (grads, _) = try gradients(net, batch)
         let trainer = Trainer(ctx, net: net)
         func loss() -> Double {
@@ -169,7 +169,7 @@ final class TrainerTests: XCTestCase {
             trainer.evaluateBatch(batch, tally: &t)
             return t.unitMeanLoss[0]
         }
-        let w = (net.units[0].pre.layers[0] as! Conv2d).weight
+        let w = (net.units[0].body.layers[0] as! Conv2d).weight
         let g = try XCTUnwrap(grads[w.name])
         for i in stride(from: 0, to: w.value.count, by: 4) {
             let orig = w.value[i]
@@ -244,7 +244,7 @@ final class TrainerTests: XCTestCase {
         c.headInput = headInput
         let net = try Network(ctx, config: c, inputShape: Array(shape.dropFirst()), classes: 3)
         let (grads, _) = try gradients(net, batch)
-        let w = (net.units[0].pre.layers[0] as! Conv2d).weight
+        let w = (net.units[0].body.layers[0] as! Conv2d).weight
         func loss() throws -> Double {
             let trainer = Trainer(ctx, net: net)
             var t = Tally(units: net.units.count)

@@ -199,6 +199,13 @@ void ff_rmspool2d_backward(ff_ctx *ctx, const ff_pool2d_desc *d, const float *x,
 void ff_gap_forward(ff_ctx *ctx, int n, int c, int hw, const float *x, float *y);
 void ff_gap_backward(ff_ctx *ctx, int n, int c, int hw, const float *dy, float *dx);
 
+/* Per-channel gating (squeeze-and-excitation): x, y, dy, dx (n, c, hw), s, ds (n, c).
+ * y = x * s per plane; backward dx = dy * s (dx may be NULL) and ds = sum over hw of dy * x
+ * (overwritten). y may alias x, dx may alias dy. */
+void ff_channel_scale_forward(ff_ctx *ctx, int n, int c, int hw, const float *x, const float *s, float *y);
+void ff_channel_scale_backward(ff_ctx *ctx, int n, int c, int hw, const float *x, const float *s,
+                               const float *dy, float *dx, float *ds);
+
 /* ------------------------------------------------------------------------------------
  * Activations, elementwise over `len` floats. In-place (y == x, dx == dy) is allowed.
  * Backward functions take the forward *input* x.
@@ -269,6 +276,69 @@ void ff_goodness_backward_bins(ff_ctx *ctx, int n, int c, int h, int w, int p, i
 int ff_goodness_partition(double alpha, int c_last, int c, int h, int w);
 
 /* ------------------------------------------------------------------------------------
+ * Bi-axis covariance goodness (BiCovG, our interpretation). y: (n, c, h, w), usually a
+ * ReLU output; u: (k, c), k fixed directions of unit norm (ff_covgoodness_directions,
+ * in the RNG section below).
+ * Projections z[s, kk, pos] = sum_ch u[kk, ch] * y[s, ch, pos], computed per image as
+ * Z (k x hw) = U (k x c) * Y (c x hw) by sgemm; no c x c matrix is ever formed.
+ * Levels: the list levels[0..nlev) normalised for the map: each P clipped to min(h, w),
+ * then any P equal to an earlier one dropped, order kept ({1, 2, 4} on a 3x5 map gives
+ * {1, 2, 3}; on a 2x2 map {1, 2}). Each level splits the map into P x P patches exactly
+ * as ff_goodness_forward_bins does (`bins`: FF_GOODNESS_ADAPTIVE or FF_GOODNESS_FLOOR).
+ * e: (n, dim), dim = k * sum over normalised levels of P^2, level-major:
+ *   e[s, off_l + kk*P_l^2 + i*P_l + j] = mean over patch (i, j) of level l of z_kk^2
+ *                                      = u_kk' Sigma_(s,l,i,j) u_kk,
+ *   off_l = k * sum of P^2 over the levels before l, Sigma the patch's channel
+ *   second-moment matrix (mean of y y' over its positions).
+ * Cost per call (n images, hw = h*w, L levels):
+ *   forward: 2*n*k*c*hw flops of sgemm, about (L + 1)*n*k*hw adds (squares and column
+ *     sums, each row squared once for all levels), n*k*w*sum(P) double adds.
+ *   backward: 2*n*k*c*hw flops (dY = U' dZ), plus 2*n*k*c*hw more when z is not given
+ *     (Z recomputed), and about (L + 2)*n*k*hw elementwise flops.
+ *   memory: y read once per pass, dy written (read and written with accumulate), z
+ *     written by the forward only when asked (n*k*hw floats); per thread, scratch of
+ *     k*band floats for a Z / dZ band (band = whole rows, at most about 2048 positions
+ *     once hw >= 2048; the forward needs none when z is given) and k*w*sum(P) floats of
+ *     column sums / coefficients; once per call, a row table of h*(2L + 1) ints;
+ *     ff_covgoodness_workspace_bytes bounds all threads together. Work is split by
+ *     image, so the results are bit-identical for any thread count and SIMD level.
+ * ------------------------------------------------------------------------------------ */
+#define FF_COVG_MAX_LEVELS 16
+typedef struct {
+    int n, c, h, w; /* y: (n, c, h, w); n may be 0 */
+    int k;          /* directions */
+    int nlev;       /* 1 <= nlev <= FF_COVG_MAX_LEVELS */
+    int levels[FF_COVG_MAX_LEVELS]; /* as given, each >= 1 (normalised by the kernel) */
+    int bins;       /* FF_GOODNESS_ADAPTIVE or FF_GOODNESS_FLOOR */
+} ff_covgoodness_desc;
+
+/* 0 when the descriptor is valid, else a static message describing the problem. */
+const char *ff_covgoodness_check(const ff_covgoodness_desc *d);
+/* Writes the normalised levels to out (room for FF_COVG_MAX_LEVELS) and returns their
+ * count; 0 when h, w, nlev or a level is invalid. Uses h, w, nlev, levels only. */
+int ff_covgoodness_levels(const ff_covgoodness_desc *d, int *out);
+/* Values per sample (k * sum P^2 over the normalised levels), 0 when invalid. */
+long ff_covgoodness_dim(const ff_covgoodness_desc *d);
+/* Upper bound of the scratch bytes (all threads together) one call may use. */
+size_t ff_covgoodness_workspace_bytes(const ff_ctx *ctx, const ff_covgoodness_desc *d);
+/* e: (n, dim). z: (n, k, h, w) receives the projections, or NULL (not kept). */
+void ff_covgoodness_forward(ff_ctx *ctx, const ff_covgoodness_desc *d, const float *u,
+                            const float *y, float *e, float *z);
+/* dy[s, ch, pos] (+)= sum_kk u[kk, ch] * 2 z[s, kk, pos] * sum over the patches (all
+ * levels) containing pos of de[s, patch of kk] / area. z: the forward's projections, or
+ * NULL to recompute them from y (one more sgemm); y may be NULL when z is given.
+ * accumulate = 1 adds into dy (e.g. onto the ASGE goodness gradient of the same map). */
+void ff_covgoodness_backward(ff_ctx *ctx, const ff_covgoodness_desc *d, const float *u,
+                             const float *y, const float *z, const float *de, float *dy,
+                             int accumulate);
+/* Explicit-covariance baseline for benchmarks and tests, level 1 only: per sample
+ * Sigma = Y Y' / hw (c x c, sgemm), then e[s, kk] = u_kk' Sigma u_kk. y: (n, c, hw),
+ * e: (n, k). Scratch: c*c + k*c floats per thread. Same values as
+ * ff_covgoodness_forward with levels {1}, at O(c^2 hw) instead of O(k c hw). */
+void ff_covgoodness_explicit(ff_ctx *ctx, int n, int c, long hw, int k, const float *u,
+                             const float *y, float *e);
+
+/* ------------------------------------------------------------------------------------
  * Softmax cross-entropy over logits (n, k) and int32 labels (n) in [0, k).
  * Uses a stable log-sum-exp. Returns the mean loss over the n rows. When dlogits is not
  * NULL it receives (softmax(logits) - onehot(label)) * grad_scale (pass 1/n for the
@@ -321,6 +391,9 @@ void ff_rng_fill_uniform(ff_rng *r, size_t len, float *out, float lo, float hi);
 void ff_rng_fill_normal(ff_rng *r, size_t len, float *out, float mean, float std);
 /* out: a uniformly random permutation of 0..len-1 (Fisher-Yates). */
 void ff_rng_permutation(ff_rng *r, size_t len, int32_t *out);
+/* Directions for ff_covgoodness_forward: u (k, c), each row drawn from N(0, 1) with r
+ * (c normals, row after row) and scaled to unit norm in double. */
+void ff_covgoodness_directions(ff_rng *r, int k, int c, float *u);
 
 /* ------------------------------------------------------------------------------------
  * Vector helpers (parallel, SIMD).

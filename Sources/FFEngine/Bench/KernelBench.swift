@@ -13,10 +13,13 @@ public struct KernelBenchResult: Sendable {
 }
 
 /// Throughput of the compute kernels the training loop spends its time in: sgemm on the
-/// pool (the reference), and conv forward / weight gradient at VGG-like shapes.
+/// pool (the reference), conv forward / weight gradient at VGG-like shapes, and BiCovG's
+/// covariance goodness (see CovarianceBench for its comparison with the alternatives).
 public enum KernelBench {
     /// (batch, channels in = out, height = width), 3x3 kernel, stride 1, padding 1.
     public static let convShapes: [(n: Int, c: Int, hw: Int)] = [(128, 128, 32), (128, 256, 16), (128, 512, 4)]
+    /// (batch, channels, height = width) of the covariance goodness rows.
+    public static let covarianceShapes: [(n: Int, c: Int, hw: Int)] = [(128, 512, 8), (128, 512, 16)]
 
     /// Each kernel runs once to warm up (scratch arenas, page faults), then repeatedly
     /// for about `seconds` (at least twice); the best call counts, since other load on
@@ -55,6 +58,29 @@ public enum KernelBench {
                                                  percentOfPeak: 100 * g / peak, seconds: t))
             }
         }
+
+        // Covariance goodness, K = 64 directions, levels {1, 2, 4}; GFLOP/s of its sgemms.
+        for s in covarianceShapes {
+            let plane = s.hw * s.hw, k = 64
+            var d = Ops.covarianceDesc([s.n, s.c, s.hw, s.hw], directions: k, levels: Ops.defaultCovarianceLevels,
+                                       bins: .adaptive)
+            let dim = Int(ff_covgoodness_dim(&d))
+            let y = filled(s.n * s.c * plane, seed: 21), dy = filled(s.n * s.c * plane, seed: 22)
+            let e = filled(s.n * dim, seed: 23), z = filled(s.n * k * plane, seed: 24)
+            defer { for p in [y, dy, e, z] { p.deallocate() } }
+            var rng = RNG(seed: 25)
+            let u = Ops.covarianceDirections(count: k, channels: s.c, rng: &rng)
+            let flops = 2 * Double(s.n) * Double(k) * Double(s.c) * Double(plane)
+            let shape = "n\(s.n) c\(s.c) \(s.hw)x\(s.hw) K\(k) P1,2,4"
+            let fwd = bestTime(seconds) { ff_covgoodness_forward(ctx, &d, u.pointer, y, e, z) }
+            let bwd = bestTime(seconds) { ff_covgoodness_backward(ctx, &d, u.pointer, y, nil, e, dy, 0) }
+            for (name, t, f) in [("covgoodness forward (saving z)", fwd, flops),
+                                 ("covgoodness backward (z recomputed)", bwd, 2 * flops)] {
+                let g = f / t / 1e9
+                results.append(KernelBenchResult(name: name, shape: shape, gflops: g,
+                                                 percentOfPeak: 100 * g / peak, seconds: t))
+            }
+        }
         return results
     }
 
@@ -66,7 +92,7 @@ public enum KernelBench {
         }, rightAligned: [2, 3, 4])
     }
 
-    private static func bestTime(_ seconds: Double, _ body: () -> Void) -> Double {
+    static func bestTime(_ seconds: Double, _ body: () -> Void) -> Double {
         body()
         let clock = ContinuousClock()
         let start = clock.now
@@ -84,7 +110,7 @@ public enum KernelBench {
     }
 
     /// Values in [-0.5, 0.5) from a small LCG: deterministic, and fast enough for 16M floats.
-    private static func filled(_ count: Int, seed: UInt64) -> UnsafeMutablePointer<Float> {
+    static func filled(_ count: Int, seed: UInt64) -> UnsafeMutablePointer<Float> {
         let p = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
         var state = seed &* 0x9E37_79B9_7F4A_7C15 | 1
         for i in 0..<count {

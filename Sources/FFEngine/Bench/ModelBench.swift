@@ -21,8 +21,8 @@ public struct ModelBenchResult: Codable {
 
 public enum ModelBench {
     /// Times `steps` training steps and `steps` inference passes after one warm-up each.
-    /// FLOPs count the conv layers: forward 2*MACs; layer-local training adds the weight
-    /// gradient (x2 in total), backprop also the input gradient (x3).
+    /// FLOPs count the conv and linear layers of the backbone: forward 2*MACs; training adds
+    /// the weight gradient and, except at the first layer of each block, the input gradient.
     public static func run(_ ctx: ComputeContext, config: RecipeConfig, inputShape: [Int], classes: Int,
                            steps: Int = 3, label: String? = nil) throws -> ModelBenchResult {
         let net = try Network(ctx, config: config, inputShape: inputShape, classes: classes)
@@ -32,7 +32,7 @@ public enum ModelBench {
         guard let batch = try data.batches(epoch: 0, batchSize: batchSize).next() else {
             throw FFError("benchmark batch is empty")
         }
-        var tally = Tally(units: net.units.count)
+        var tally = Tally(units: net.readouts.count)
 
         // Training: one warm-up step grows scratch arenas and the allocator's pools.
         try trainer.trainStep(batch, lr: config.lr, tally: &tally)
@@ -44,7 +44,7 @@ public enum ModelBench {
         let trainRSS = MemoryMeter.peakRSS()
         let trainHigh = MemoryMeter.shared.peakBytes
 
-        var evalTally = Tally(units: net.units.count)
+        var evalTally = Tally(units: net.readouts.count)
         trainer.evaluateBatch(batch, tally: &evalTally)
         MemoryMeter.resetPeakRSS()
         MemoryMeter.shared.resetPeak()
@@ -53,12 +53,11 @@ public enum ModelBench {
         let inferTime = Date().timeIntervalSince(t1)
 
         let macs = Double(net.forwardMACs)
-        let trainFactor: Double = config.training == "layer-local" ? 2 : 3
         let images = Double(batchSize * steps)
         return ModelBenchResult(
             name: label ?? config.name, batch: batchSize, accumulate: config.accumulate,
             trainImagesPerSecond: images / trainTime, inferImagesPerSecond: images / inferTime,
-            trainGFLOPs: 2 * macs * trainFactor * images / trainTime / 1e9,
+            trainGFLOPs: 2 * Double(net.trainMACs) * images / trainTime / 1e9,
             inferGFLOPs: 2 * macs * images / inferTime / 1e9,
             trainPeakRSS: trainRSS, trainEngineHighWater: trainHigh,
             inferPeakRSS: MemoryMeter.peakRSS(), inferEngineHighWater: MemoryMeter.shared.peakBytes,

@@ -153,6 +153,26 @@ public enum Ops {
         return dx
     }
 
+    /// Per-channel gating x (n, c, h, w) * s (n, c) (squeeze-and-excitation).
+    public static func channelScale(_ ctx: ComputeContext, _ x: Tensor, _ s: Tensor) -> Tensor {
+        let n = x.shape[0], c = x.shape[1], hw = x.count / max(n * c, 1)
+        precondition(s.count == n * c, "channel scale \(s.shape) for \(x.shape)")
+        let y = Tensor(uninitialized: x.shape)
+        ff_channel_scale_forward(ctx.raw, Int32(n), Int32(c), Int32(hw), x.pointer, s.pointer, y.pointer)
+        return y
+    }
+
+    /// Backward of `channelScale`: (dx or nil, ds (n, c)).
+    public static func channelScaleBackward(_ ctx: ComputeContext, x: Tensor, s: Tensor, dy: Tensor,
+                                            inputGrad: Bool) -> (dx: Tensor?, ds: Tensor) {
+        let n = x.shape[0], c = x.shape[1], hw = x.count / max(n * c, 1)
+        let dx = inputGrad ? Tensor(uninitialized: x.shape) : nil
+        let ds = Tensor(uninitialized: [n, c])
+        ff_channel_scale_backward(ctx.raw, Int32(n), Int32(c), Int32(hw), x.pointer, s.pointer, dy.pointer,
+                                  dx?.pointer, ds.pointer)
+        return (dx, ds)
+    }
+
     // MARK: Activations
 
     public enum Activation: String, Codable { case relu, hardswish, hardsigmoid }

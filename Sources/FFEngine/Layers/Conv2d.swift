@@ -10,13 +10,14 @@ public final class Conv2d: Layer {
 
     public init(_ ctx: ComputeContext, name: String, inChannels: Int, outChannels: Int, kernel: Int,
                 stride: Int = 1, padding: Int = 0, groups: Int = 1, bias: Bool = true, relu: Bool = false,
-                seed: UInt64) {
+                initScheme: Init.Scheme = .fanInUniform, seed: UInt64) {
         precondition(inChannels % groups == 0 && outChannels % groups == 0, "\(name): channels not divisible by groups")
         self.ctx = ctx
         geometry = Ops.ConvGeometry(kernel: kernel, stride: stride, padding: padding, groups: groups)
         fusedReLU = relu
         (weight, self.bias) = Init.weightAndBias(name: name, shape: [outChannels, inChannels / groups, kernel, kernel],
-                                                 fanIn: inChannels / groups * kernel * kernel, bias: bias, seed: seed)
+                                                 fanIn: inChannels / groups * kernel * kernel, bias: bias,
+                                                 scheme: initScheme, seed: seed)
     }
 
     public var outChannels: Int { weight.shape[0] }
@@ -25,6 +26,14 @@ public final class Conv2d: Layer {
     public func outputShape(_ input: [Int]) -> [Int] {
         Ops.convOutputShape(input, cOut: outChannels, geometry)
     }
+
+    public func forwardMACs(_ input: [Int]) -> Int {
+        let out = outputShape(input)
+        return weight.value.count * out[0] * out[2] * out[3]
+    }
+
+    public func inputMACs(_ input: [Int]) -> Int { forwardMACs(input) }
+    public var keepsOutput: Bool { fusedReLU }
 
     public func forward(_ x: Tensor, _ mode: ForwardMode) -> Tensor {
         let y = Ops.conv2d(ctx, x, weight: weight.value, bias: bias?.value, geometry, relu: fusedReLU)
@@ -68,6 +77,8 @@ public final class Linear: Layer {
 
     public var parameters: [Parameter] { [weight] + (bias.map { [$0] } ?? []) }
     public func outputShape(_ input: [Int]) -> [Int] { [input[0], weight.shape[0]] }
+    public func forwardMACs(_ input: [Int]) -> Int { input[0] * weight.value.count }
+    public func inputMACs(_ input: [Int]) -> Int { forwardMACs(input) }
 
     public func forward(_ x: Tensor, _ mode: ForwardMode) -> Tensor {
         let flat = x.reshaped([x.shape[0], -1])

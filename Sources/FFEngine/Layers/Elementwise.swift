@@ -1,28 +1,35 @@
-/// Activation layers (ReLU, hard-swish, hard-sigmoid).
+/// Activation layers (ReLU, hard-swish, hard-sigmoid). An in-place ReLU overwrites its input
+/// and keeps its output for the backward (the mask is the same), saving one activation-sized
+/// tensor; only valid after a layer that does not keep its own output (BatchNorm, an add).
 public final class Activation: Layer {
     public let ctx: ComputeContext
     public let kind: Ops.Activation
-    private var input: Tensor?
+    public let inPlace: Bool
+    private var saved: Tensor?
 
-    public init(_ ctx: ComputeContext, _ kind: Ops.Activation) {
+    public init(_ ctx: ComputeContext, _ kind: Ops.Activation, inPlace: Bool = false) {
+        precondition(!inPlace || kind == .relu, "only ReLU can run in place (its backward needs only the output)")
         self.ctx = ctx
         self.kind = kind
+        self.inPlace = inPlace
     }
 
     public func outputShape(_ input: [Int]) -> [Int] { input }
+    public var keepsOutput: Bool { inPlace }
 
     public func forward(_ x: Tensor, _ mode: ForwardMode) -> Tensor {
-        if mode.caches { input = x }
-        return Ops.activation(ctx, kind, x)
+        let y = Ops.activation(ctx, kind, x, inPlace: inPlace)
+        if mode.caches { saved = inPlace ? y : x }
+        return y
     }
 
     public func backward(_ dy: Tensor, inputGrad: Bool) -> Tensor? {
         guard inputGrad else { return nil }
-        guard let x = input else { preconditionFailure("\(kind): backward without a cached forward") }
+        guard let x = saved else { preconditionFailure("\(kind): backward without a cached forward") }
         return Ops.activationBackward(ctx, kind, x: x, dy: dy)
     }
 
-    public func releaseCache() { input = nil }
+    public func releaseCache() { saved = nil }
 }
 
 /// 2-D pooling (max, average, RMS) with square windows.
@@ -45,6 +52,8 @@ public final class Pool2d: Layer {
     public func outputShape(_ input: [Int]) -> [Int] {
         Ops.poolOutputShape(input, kernel: kernel, stride: stride, padding: padding)
     }
+
+    public var keepsOutput: Bool { true }
 
     public func forward(_ x: Tensor, _ mode: ForwardMode) -> Tensor {
         let y: Tensor

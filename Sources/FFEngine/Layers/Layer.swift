@@ -46,11 +46,23 @@ public protocol Layer: AnyObject {
     func backward(_ dy: Tensor, inputGrad: Bool) -> Tensor?
     /// Drops cached activations so only the current layer's memory stays alive.
     func releaseCache()
+    /// Multiply-accumulates of the forward pass for an input of shape `input` (with the
+    /// batch dimension), counting conv and linear layers (the benchmark's GFLOP/s).
+    func forwardMACs(_ input: [Int]) -> Int
+    /// The part of `forwardMACs` in conv/linear layers that read this layer's input
+    /// directly: their input gradient is never computed when the layer starts a block.
+    func inputMACs(_ input: [Int]) -> Int
+    /// Whether the layer keeps its output tensor for its backward; a later layer must then
+    /// not overwrite that tensor in place.
+    var keepsOutput: Bool { get }
 }
 
 extension Layer {
     public var parameters: [Parameter] { [] }
     public var buffers: [Buffer] { [] }
+    public func forwardMACs(_ input: [Int]) -> Int { 0 }
+    public func inputMACs(_ input: [Int]) -> Int { 0 }
+    public var keepsOutput: Bool { false }
 }
 
 /// Deterministic initialisation streams: each parameter draws from its own stream keyed
@@ -77,6 +89,30 @@ public enum Init {
             b = Parameter(name: name + ".bias", value: t)
         }
         return (Parameter(name: name + ".weight", value: w), b)
+    }
+
+    /// How a conv/linear weight is drawn.
+    public enum Scheme {
+        /// PyTorch's layer default: U(-1/sqrt(fanIn), 1/sqrt(fanIn)) for weight and bias.
+        case fanInUniform
+        /// torchvision's ResNet/MobileNetV3 convs: kaiming_normal_(mode="fan_out", ReLU gain),
+        /// std = sqrt(2 / fanOut) with fanOut = out_channels * kh * kw; bias 0.
+        case kaimingFanOut
+    }
+
+    /// A layer's weight (and bias) under `scheme`.
+    public static func weightAndBias(name: String, shape: [Int], fanIn: Int, bias: Bool, scheme: Scheme,
+                                     seed: UInt64) -> (Parameter, Parameter?) {
+        switch scheme {
+        case .fanInUniform:
+            return weightAndBias(name: name, shape: shape, fanIn: fanIn, bias: bias, seed: seed)
+        case .kaimingFanOut:
+            let w = Tensor(uninitialized: shape)
+            let fanOut = shape[0] * shape.dropFirst(2).reduce(1, *)
+            normal(w, std: Float((2 / Double(fanOut)).squareRoot()), seed: seed, name: name + ".weight")
+            let b = bias ? Parameter(name: name + ".bias", value: Tensor(zeros: [shape[0]])) : nil
+            return (Parameter(name: name + ".weight", value: w), b)
+        }
     }
 
     public static func normal(_ t: Tensor, std: Float, seed: UInt64, name: String) {

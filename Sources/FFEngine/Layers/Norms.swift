@@ -140,6 +140,20 @@ public final class Sequential: Layer {
         layers.reduce(input) { $1.outputShape($0) }
     }
 
+    public func forwardMACs(_ input: [Int]) -> Int {
+        var shape = input, total = 0
+        for l in layers {
+            total += l.forwardMACs(shape)
+            shape = l.outputShape(shape)
+        }
+        return total
+    }
+
+    /// Only the first layer reads the input (a normalisation or activation in front of a
+    /// conv needs the conv's input gradient, so it does not count).
+    public func inputMACs(_ input: [Int]) -> Int { layers.first?.inputMACs(input) ?? 0 }
+    public var keepsOutput: Bool { layers.last?.keepsOutput ?? true }
+
     public func forward(_ x: Tensor, _ mode: ForwardMode) -> Tensor {
         layers.reduce(x) { $1.forward($0, mode) }
     }

@@ -1,3 +1,43 @@
+/// The architectures a config can name, and the checks that need no input shape.
+public enum Architectures {
+    public static let known = VGGSpec.names + ["custom", "resnet18", "mobilenetv3-small", "mobilenetv3-large"]
+
+    public static func isVGGStack(_ arch: String) -> Bool { VGGSpec.names.contains(arch) || arch == "custom" }
+
+    public static func validate(_ c: RecipeConfig) throws {
+        guard known.contains(c.arch) else {
+            throw FFError("unknown architecture '\(c.arch)'. Known: \(known.joined(separator: ", ")).")
+        }
+        if isVGGStack(c.arch) {
+            _ = try VGGSpec.resolve(c)
+        } else {
+            if c.pred == "best" { throw FFError("pred = best (with its copied last layer) is defined for VGG stacks only.") }
+            if c.channels != nil || c.poolAfter != nil {
+                throw FFError("channels and pool_after describe VGG stacks; \(c.arch) has its published layout.")
+            }
+        }
+    }
+
+    /// The units of the architecture a config names, for inputs of `inputShape` [C, H, W].
+    static func units(_ ctx: ComputeContext, _ c: RecipeConfig, inputShape: [Int]) throws -> [Unit] {
+        switch c.arch {
+        case "resnet18": return try ResNet.units(ctx, c, inputShape: inputShape)
+        case "mobilenetv3-small", "mobilenetv3-large": return try MobileNetV3.units(ctx, c, inputShape: inputShape)
+        default: return try VGGStack.units(ctx, c, inputShape: inputShape)
+        }
+    }
+
+    /// ResNet/MobileNetV3 stem choice: the published (ImageNet) stem for inputs of 128
+    /// pixels or more, else the CIFAR one.
+    static func imagenetStem(_ c: RecipeConfig, inputShape: [Int]) -> Bool {
+        c.stem == "imagenet" || (c.stem == "auto" && min(inputShape[1], inputShape[2]) >= 128)
+    }
+
+    static func initScheme(_ c: RecipeConfig) -> Init.Scheme {
+        c.initScheme == "torchvision" ? .kaimingFanOut : .fanInUniform
+    }
+}
+
 /// Declarative VGG-style stacks: conv3x3 (pad 1) layers with pooling after some of them.
 public struct VGGSpec: Codable, Equatable {
     /// Output channels of each conv layer, in order.
@@ -17,14 +57,20 @@ public struct VGGSpec: Codable, Equatable {
     /// Standard VGG16 (13 conv layers).
     public static let vgg16 = VGGSpec(channels: [64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512],
                                       poolAfter: [2, 4, 7, 10, 13])
+    /// The simple CNN of the SFF recipes: four 3x3 convs, pooling after the last three
+    /// (32 -> 16 -> 8 -> 4). [choice: the paper does not give its simple CNN]
+    public static let cnn4 = VGGSpec(channels: [64, 128, 256, 512], poolAfter: [2, 3, 4])
+
+    public static let names = ["vgg8", "vgg11", "vgg16", "cnn4"]
 
     public static func named(_ name: String) throws -> VGGSpec {
         switch name {
         case "vgg8": return .vgg8
         case "vgg11": return .vgg11
         case "vgg16": return .vgg16
+        case "cnn4": return .cnn4
         default:
-            throw FFError("unknown architecture '\(name)'. Known: vgg8, vgg11, vgg16, custom.")
+            throw FFError("unknown architecture '\(name)'. Known: \(Architectures.known.joined(separator: ", ")).")
         }
     }
 

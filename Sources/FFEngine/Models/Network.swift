@@ -1,184 +1,153 @@
-/// One conv layer of a VGG stack in "unit" form:
-///   x -> pre (conv + ReLU, or conv + BN + ReLU) -> Y  ["tap": where local losses and
-///   classifier features are taken] -> post (pooling, LayerNorm) -> output.
-/// Layer-local training detaches each unit's input; backprop chains them.
-public final class ConvUnit {
-    public let index: Int
-    public let pre: Sequential
-    public let local: GoodnessReadout?
-    public let post: Sequential
-    /// Per-sample shapes [C, H, W].
-    public let inputShape: [Int]
-    public let tapShape: [Int]
-    public let outputShape: [Int]
-
-    init(index: Int, pre: Sequential, local: GoodnessReadout?, post: Sequential, inputShape: [Int]) {
-        self.index = index
-        self.pre = pre
-        self.local = local
-        self.post = post
-        self.inputShape = inputShape
-        tapShape = Array(pre.outputShape([1] + inputShape).dropFirst())
-        outputShape = Array(post.outputShape([1] + tapShape).dropFirst())
-    }
-
-    public var parameters: [Parameter] { pre.parameters + (local?.parameters ?? []) + post.parameters }
-    public var buffers: [Buffer] { pre.buffers + (local?.buffers ?? []) + post.buffers }
-
-    /// Multiply-accumulates of the forward pass per sample (conv layers only).
-    public var forwardMACs: Int {
-        pre.layers.compactMap { $0 as? Conv2d }.reduce(0) { acc, conv in
-            acc + conv.weight.value.count * tapShape[1] * tapShape[2]
-        }
-    }
-
-    public func releaseCache() {
-        pre.releaseCache()
-        local?.releaseCache()
-        post.releaseCache()
-    }
-}
-
-/// A classifier on global-average-pooled features of some units (ASGE Fusion/Last Pred,
-/// DTG-FF's fused classifier, the BP heads): concat(GAP(features)) -> [BatchNorm1d] -> Linear.
-public final class FeatureHead {
-    public enum Point: String, Codable { case tap, output }
-    public let taps: [Int]
-    public let point: Point
-    public let norm: BatchNorm?
-    public let linear: Linear
-    public let featureSize: Int
-
-    init(_ ctx: ComputeContext, taps: [Int], point: Point, units: [ConvUnit], classes: Int, batchNorm: Bool, seed: UInt64) {
-        self.taps = taps
-        self.point = point
-        featureSize = taps.reduce(0) { $0 + (point == .tap ? units[$1].tapShape[0] : units[$1].outputShape[0]) }
-        norm = batchNorm ? BatchNorm(ctx, name: "head.bn", channels: featureSize) : nil
-        linear = Linear(ctx, name: "head.linear", inFeatures: featureSize, outFeatures: classes, seed: seed)
-    }
-
-    public var parameters: [Parameter] { (norm?.parameters ?? []) + linear.parameters }
-    public var buffers: [Buffer] { norm?.buffers ?? [] }
-
-    public func forward(_ features: Tensor, _ mode: ForwardMode) -> Tensor {
-        let z = norm?.forward(features, mode) ?? features
-        return linear.forward(z, mode)
-    }
-
-    public func backward(_ dlogits: Tensor, inputGrad: Bool) -> Tensor? {
-        let dz = linear.backward(dlogits, inputGrad: inputGrad || norm != nil)
-        guard let norm else { return dz }
-        return norm.backward(dz!, inputGrad: inputGrad)
-    }
-
-    public func releaseCache() {
-        norm?.releaseCache()
-        linear.releaseCache()
-    }
-}
-
-/// The model of a recipe: VGG units, their local heads, and the classifier head.
+/// The model of a recipe: units grouped into blocks, the local objectives at their taps,
+/// and the classifier head.
+///
+/// Everything that distinguishes layer-local, block-local and end-to-end training is
+/// decided here, from the config, as data the one trainer loop reads:
+/// - `blocks`: which units backpropagate into each other (gradients never cross a block);
+/// - `readouts`: the units carrying a local objective (each block's last unit, or every unit);
+/// - `headBlock`: the block whose backward the classifier head joins (backprop baselines),
+///   or nil when the head trains on detached features.
 public final class Network {
     public let config: RecipeConfig
-    public let spec: VGGSpec
     public let inputShape: [Int]
     public let classes: Int
-    public let units: [ConvUnit]
+    public let units: [Unit]
+    public let blocks: [Block]
+    /// Indices of the units with a local objective, in order (a Tally's readouts).
+    public let readouts: [Int]
     public let head: FeatureHead?
+    public let headBlock: Int?
 
     public init(_ ctx: ComputeContext, config: RecipeConfig, inputShape: [Int], classes: Int) throws {
         try config.validate()
         self.config = config
         self.inputShape = inputShape
         self.classes = classes
-        let spec = try VGGSpec.resolve(config)
-        try spec.validate(inputSize: min(inputShape[1], inputShape[2]), poolSize: config.poolSize)
-        self.spec = spec
-
-        let seed = config.seed
-        let local = config.training != "backprop"
-        let lastChannels = spec.channels.last!
-        let readoutStd = Float(config.readoutStdScale / Double(classes).squareRoot())
-        var shape = inputShape
-        var units: [ConvUnit] = []
-        for (i, c) in spec.channels.enumerated() {
-            let name = "units.\(i)"
-            var pre: [Layer] = []
-            let usesBN = !local && config.bpNorm == "batch"
-            pre.append(Conv2d(ctx, name: name + ".conv", inChannels: shape[0], outChannels: c, kernel: 3, padding: 1,
-                              relu: !usesBN, seed: seed))
-            if usesBN {
-                pre.append(BatchNorm(ctx, name: name + ".bn", channels: c))
-                pre.append(Activation(ctx, .relu))
-            }
-            let tap = [c, shape[1], shape[2]]
-            let lnAffine = config.training == "layer-local" ? config.lnAffine : true
-            let coupledNorm = !usesBN && !config.decoupledNorm
-            if coupledNorm {
-                pre.append(LayerNorm(ctx, name: name + ".norm", featureShape: tap, eps: Float(config.lnEps), affine: lnAffine))
-            }
-            var readout: GoodnessReadout?
-            if local {
-                let p = Ops.partition(alpha: config.alpha, lastChannels: lastChannels, channels: c,
-                                      height: tap[1], width: tap[2])
-                readout = GoodnessReadout(ctx, name: name + ".local", channels: c, partition: p,
-                                          bins: config.goodnessBins, classes: classes,
-                                          readoutStd: readoutStd, learnTemperature: config.learnTemperature,
-                                          temperatureInit: Float(config.temperatureInit), seed: seed)
-            }
-            var post: [Layer] = []
-            var out = tap
-            if spec.poolAfter.contains(i + 1) {
-                let pool = Pool2d(ctx, config.pool, kernel: config.poolSize)
-                out = Array(pool.outputShape([1] + tap).dropFirst())
-                post.append(pool)
-            }
-            if !usesBN && !coupledNorm {
-                post.append(LayerNorm(ctx, name: name + ".norm", featureShape: out, eps: Float(config.lnEps), affine: lnAffine))
-            }
-            let unit = ConvUnit(index: i, pre: Sequential(pre), local: readout, post: Sequential(post), inputShape: shape)
-            units.append(unit)
-            shape = unit.outputShape
-        }
+        let units = try Architectures.units(ctx, config, inputShape: inputShape)
         self.units = units
+
+        let groups = try BlockPartition.parse(config.blocks).groups(units)
+        blocks = groups.enumerated().map { b, members in
+            let last = units[members.last!]
+            var boundary: [Layer] = []
+            if config.blockNorm == "layernorm" {
+                boundary.append(LayerNorm(ctx, name: "blocks.\(b).norm", featureShape: last.outputShape,
+                                          eps: Float(config.lnEps), affine: false))
+            }
+            return Block(index: b, units: members.map { units[$0] }, boundary: Sequential(boundary))
+        }
+
+        var readouts: [Int] = []
+        if config.hasLocalLoss {
+            let lastChannels = units.last!.tapShape[0]
+            for block in blocks {
+                let carriers = config.localLossAt == "every-unit" ? block.units : [block.units.last!]
+                for u in carriers {
+                    u.local = Network.objective(ctx, config, unit: u, lastChannels: lastChannels, classes: classes)
+                    readouts.append(u.index)
+                }
+            }
+        }
+        self.readouts = readouts
 
         let last = units.count - 1
         let point = FeatureHead.Point(rawValue: config.headInput) ?? .tap
         switch config.pred {
         case "fusion":
-            guard last >= 1 else { throw FFError("pred = fusion needs at least two conv layers.") }
+            guard last >= 1 else { throw FFError("pred = fusion needs at least two units (it reads units 2..L).") }
             head = FeatureHead(ctx, taps: Array(1...last), point: point, units: units, classes: classes,
-                               batchNorm: config.fusionBatchNorm, seed: seed)
+                               batchNorm: config.fusionBatchNorm, seed: config.seed)
         case "last":
             head = FeatureHead(ctx, taps: [last], point: point, units: units, classes: classes,
-                               batchNorm: config.fusionBatchNorm, seed: seed)
+                               batchNorm: config.fusionBatchNorm, seed: config.seed)
         default:
             head = nil
         }
+        if config.headBackprop, let head {
+            let owners = Set(head.taps.map { t in groups.firstIndex { $0.contains(t) }! })
+            guard owners.count == 1 else {
+                throw FFError("head_backprop = true sends the classifier's gradient into the units it reads ("
+                    + head.taps.map { units[$0].label }.joined(separator: ", ") + "), which blocks = \(config.blocks) "
+                    + "spreads over \(owners.count) blocks. Use blocks = whole, pred = last, or head_backprop = false.")
+            }
+            headBlock = owners.first
+        } else {
+            headBlock = nil
+        }
     }
 
-    public var parameters: [Parameter] { units.flatMap(\.parameters) + (head?.parameters ?? []) }
-    public var buffers: [Buffer] { units.flatMap(\.buffers) + (head?.buffers ?? []) }
+    static func objective(_ ctx: ComputeContext, _ c: RecipeConfig, unit: Unit, lastChannels: Int,
+                          classes: Int) -> LocalObjective {
+        let name = unit.name + ".local"
+        let tap = unit.tapShape
+        switch c.localLoss {
+        case "class-goodness":
+            return ClassGoodness(ctx, name: name, mapShape: tap, classes: classes, kernel: c.auxKernel, bias: c.auxBias,
+                                 seed: c.seed)
+        default:
+            let p = Ops.partition(alpha: c.alpha, lastChannels: lastChannels, channels: tap[0], height: tap[1], width: tap[2])
+            return SpatialGoodness(ctx, name: name, channels: tap[0], partition: p, bins: c.goodnessBins, classes: classes,
+                                   readoutStd: Float(c.readoutStdScale / Double(classes).squareRoot()),
+                                   learnTemperature: c.learnTemperature, temperatureInit: Float(c.temperatureInit),
+                                   seed: c.seed)
+        }
+    }
 
-    /// Forward multiply-accumulates per sample through all conv layers.
+    public var parameters: [Parameter] { blocks.flatMap(\.parameters) + (head?.parameters ?? []) }
+    public var buffers: [Buffer] { blocks.flatMap(\.buffers) + (head?.buffers ?? []) }
+
+    /// Parameters one block's optimizer updates: its own, and the head's when attached to it.
+    public func trainedParameters(_ block: Block) -> [Parameter] {
+        block.parameters + (headBlock == block.index ? head?.parameters ?? [] : [])
+    }
+
+    /// Forward multiply-accumulates per sample through all conv layers (and aux convs).
     public var forwardMACs: Int { units.reduce(0) { $0 + $1.forwardMACs } }
 
-    /// Partition factors P_l of the local heads (empty for plain backprop).
-    public var partitions: [Int] { units.compactMap { $0.local?.partition } }
+    /// Multiply-accumulates per sample of one training step: forward, weight gradient, and
+    /// the input gradient everywhere except at the first layers of each block.
+    public var trainMACs: Int { 3 * forwardMACs - blocks.reduce(0) { $0 + $1.units[0].inputMACs } }
+
+    /// Local objectives in readout order.
+    public var objectives: [LocalObjective] { readouts.map { units[$0].local! } }
+
+    /// Partition factors P_l of the spatial-goodness readouts.
+    public var partitions: [Int] { objectives.compactMap { ($0 as? SpatialGoodness)?.partition } }
+
+    /// How reports name readout r: the unit, or the block when blocks hold several units.
+    public func readoutLabel(_ r: Int) -> String {
+        let u = units[readouts[r]]
+        let block = blocks.first { $0.units.contains { $0 === u } }!
+        return block.units.count == 1 || config.localLossAt == "every-unit" ? u.label : "block \(block.index + 1) (\(u.label))"
+    }
+
+    public var readoutLabels: [String] { readouts.indices.map(readoutLabel) }
+
+    /// Whether the recipe predicts with a classifier or from averaged readouts (not Best Pred).
+    public var hasPredictor: Bool { head != nil || config.pred.hasPrefix("goodness-") }
 
     public func releaseCaches() {
-        units.forEach { $0.releaseCache() }
+        blocks.forEach { $0.releaseCache() }
         head?.releaseCache()
     }
 
     /// A one-paragraph description for logs.
     public var summary: String {
-        let layers = units.map { u -> String in
-            let p = u.local.map { "P\($0.partition)" } ?? ""
-            return "\(u.tapShape[0])\(p)" + (u.outputShape[1] < u.tapShape[1] ? "↓" : "")
-        }.joined(separator: " ")
+        let blockText = blocks.map { b -> String in
+            b.units.map { u -> String in
+                let p = u.local.map { "·" + $0.shortDescription } ?? ""
+                return "\(u.tapShape[0])\(p)" + (u.outputShape[1] < u.inputShape[1] ? "↓" : "")
+            }.joined(separator: " ")
+        }.joined(separator: " | ")
         let nParams = parameters.reduce(0) { $0 + $1.value.count }
-        let headText = head.map { "head on \($0.point) of units \($0.taps.map { $0 + 1 }) (\($0.featureSize) features)" } ?? "no classifier (Best Pred)"
-        return "\(config.arch) [\(layers)] input \(inputShape), \(classes) classes, \(nParams) trainable parameters, \(headText)"
+        let headText: String
+        if let h = head {
+            headText = "head on \(h.point) of \(h.taps.count == 1 ? units[h.taps[0]].label : "units \(h.taps.map { $0 + 1 })")"
+                + " (\(h.featureSize) features\(headBlock != nil ? ", backprop into the network" : ", detached"))"
+        } else {
+            headText = config.pred == "best" ? "no classifier (Best Pred)" : "prediction: \(config.pred) of the readouts"
+        }
+        return "\(config.arch) [\(blockText)] (\(blocks.count) blocks) input \(inputShape), \(classes) classes, "
+            + "\(nParams) trainable parameters, \(headText)"
     }
 }

@@ -13,10 +13,27 @@ public struct RecipeConfig: Codable, Equatable {
     public var paper: String
     public var summary: String
 
-    // MARK: Method
-    /// "layer-local" (ASGE, DTG-FF), "backprop" (plain BP baseline) or "deep-sup"
-    /// (BP-DeepSup: end-to-end backprop of the final CE plus the per-layer readout losses).
-    public var training: String
+    // MARK: Method: blocks, local objectives, and where the classifier's gradient goes
+    /// The engine's unit of locality. The network is a sequence of units (a VGG conv layer,
+    /// a ResNet basic block, a MobileNet inverted residual; stems are units too); a block is
+    /// a run of consecutive units trained by backprop inside, with its input detached:
+    /// "per-unit" (alias "per-layer": layer-local training), "per-residual-unit" (like
+    /// per-unit, the stem joins the unit after it), "per-stage" (units between
+    /// downsamplings; the stem joins the first stage), "whole" (end-to-end backprop), or a
+    /// comma list of unit counts ("3,2,2,2").
+    public var blocks: String = "per-unit"
+    /// The local objective: "spatial-goodness" (ASGE/DTG-FF patch goodness + fixed readout),
+    /// "class-goodness" (SFF: aux conv to N maps, g_k = mean a_k^2, log-sum-exp loss) or "none".
+    public var localLoss: String = "spatial-goodness"
+    /// Where local objectives sit: "block-output" (the tap of each block's last unit) or
+    /// "every-unit" (every unit's tap; with one whole block this is BP-DeepSup).
+    public var localLossAt: String = "block-output"
+    /// Whether the classifier head's gradient enters the backbone (the backprop baselines).
+    /// Its inputs must then all come from one block. false: the head trains on detached features.
+    public var headBackprop: Bool = false
+    /// Normalisation applied to every block's output before it is passed on (detached):
+    /// "none" or "layernorm" (SFF; per sample over C, H, W, no affine parameters). [choice]
+    public var blockNorm: String = "none"
 
     // MARK: Data
     /// Catalog name: mnist, fashion-mnist, cifar10, cifar100, imagenet100, tiny-imagenet, imagenette.
@@ -38,8 +55,20 @@ public struct RecipeConfig: Codable, Equatable {
     public var evalSubset: Int?
 
     // MARK: Model
-    /// "vgg8", "vgg11" or "vgg16"; "custom" takes `channels` and `pool_after`.
+    /// "vgg8", "vgg11", "vgg16", "cnn4" (VGG-style stacks; "custom" takes `channels` and
+    /// `pool_after`), "resnet18", "mobilenetv3-small" or "mobilenetv3-large".
     public var arch: String
+    /// Conv normalisation of the VGG-style stacks: "none" (conv + ReLU, LayerNorm after the
+    /// pooling: the layer-local layout) or "batch" (conv + BatchNorm + ReLU, no LayerNorm).
+    public var convNorm: String = "none"
+    /// ResNet/MobileNetV3 stem: "auto" (imagenet for inputs of 128 pixels or more, else
+    /// cifar), "cifar" (ResNet: 3x3 stride-1 conv, no max-pool; MobileNetV3: stride-1 stem
+    /// and first downsampling block at stride 1 [choice]) or "imagenet" (the published stem).
+    public var stem: String = "auto"
+    /// Weight initialisation of ResNet/MobileNetV3: "torchvision" (kaiming-normal fan-out
+    /// convs, BN 1/0, as torchvision) or "pytorch-default" (fan-in uniform). VGG stacks
+    /// use PyTorch's layer defaults.
+    public var initScheme: String = "torchvision"
     /// Conv channels of a custom stack (arch = "custom"), e.g. tiny models in tests.
     public var channels: [Int]?
     /// ASGE partition hyper-parameter alpha (eq. 3).
@@ -71,8 +100,17 @@ public struct RecipeConfig: Codable, Equatable {
     public var decoupledNorm: Bool = true
     /// Fixed readout std = readoutStdScale / sqrt(N) for weights and bias. [choice: the paper writes N(0, 1/sqrt(N))]
     public var readoutStdScale: Double = 1
-    /// Normalisation inside the plain BP baseline: "batch" or "layer". [choice]
-    public var bpNorm: String = "batch"
+
+    // MARK: SFF
+    /// Kernel size of the auxiliary conv from a block output to the N class maps (odd; 1 = 1x1).
+    public var auxKernel: Int = 1
+    /// Whether the auxiliary conv has a bias. [choice: PyTorch's Conv2d default]
+    public var auxBias: Bool = true
+
+    // MARK: Transfer
+    /// Initial weights from a .safetensors file (torchvision/timm names) or a repro checkpoint,
+    /// matched by name with every shape checked (WeightTransfer); nil = fresh initialisation.
+    public var initFrom: String?
 
     // MARK: DTG-FF
     /// Learnable per-layer temperature T = exp(tau) dividing the goodness.
@@ -81,7 +119,8 @@ public struct RecipeConfig: Codable, Equatable {
     public var temperatureInit: Double = 0
     /// Fused classifier with BatchNorm1d before the Linear (DTG-FF).
     public var fusionBatchNorm: Bool = false
-    /// Weight of each per-layer readout loss in BP-DeepSup. [choice: equal weights]
+    /// Weight of each local readout loss that is trained together with the classifier's
+    /// loss in one block (BP-DeepSup). [choice: equal weights]
     public var deepSupWeight: Double = 1
 
     // MARK: Optimisation
@@ -110,12 +149,12 @@ public struct RecipeConfig: Codable, Equatable {
     /// Where the number comes from, e.g. "ASGE Table 4".
     public var paperSource: String?
 
+    /// `training` names a preset of the method fields (see `training`).
     public init(name: String, paper: String, summary: String, training: String, dataset: String, arch: String,
                 lr: Double, minLr: Double, weightDecay: Double, epochs: Int, batchSize: Int) {
         self.name = name
         self.paper = paper
         self.summary = summary
-        self.training = training
         self.dataset = dataset
         self.arch = arch
         self.lr = lr
@@ -123,7 +162,52 @@ public struct RecipeConfig: Codable, Equatable {
         self.weightDecay = weightDecay
         self.epochs = epochs
         self.batchSize = batchSize
+        self.training = training
     }
+
+    /// A preset of (blocks, local_loss, local_loss_at, head_backprop) under a familiar name;
+    /// reading it names the current combination. Setting it is a shorthand, not a mode: the
+    /// engine reads only the fields.
+    /// - "layer-local": one unit per block, local objective at each block output, detached head;
+    /// - "block-local": blocks of several units (the `blocks` field), detached head;
+    /// - "backprop": one whole block, no local loss, the head's gradient trains everything
+    ///   (VGG stacks: conv + BatchNorm + ReLU);
+    /// - "deep-sup": one whole block, the spatial-goodness readout of every unit added to the
+    ///   head's loss (affine LayerNorm).
+    public var training: String {
+        get {
+            if headBackprop && blocks == "whole" { return localLoss == "none" ? "backprop" : "deep-sup" }
+            return ["per-unit", "per-layer"].contains(blocks) ? "layer-local" : "block-local"
+        }
+        set {
+            switch newValue {
+            case "layer-local", "block-local":
+                if newValue == "layer-local" || blocks == "whole" { blocks = "per-unit" }
+                if localLoss == "none" { localLoss = "spatial-goodness" }
+                localLossAt = "block-output"
+                headBackprop = false
+            case "backprop":
+                blocks = "whole"
+                localLoss = "none"
+                headBackprop = true
+                convNorm = "batch"
+                lnAffine = true
+            case "deep-sup":
+                blocks = "whole"
+                if localLoss == "none" { localLoss = "spatial-goodness" }
+                localLossAt = "every-unit"
+                headBackprop = true
+                lnAffine = true
+            default:
+                preconditionFailure("unknown training preset '\(newValue)'; one of \(RecipeConfig.trainingPresets)")
+            }
+        }
+    }
+
+    public static let trainingPresets = ["layer-local", "block-local", "backprop", "deep-sup"]
+
+    /// Whether any local objective exists (layer-local, block-local, BP-DeepSup readouts).
+    public var hasLocalLoss: Bool { localLoss != "none" }
 
     /// Images per forward/backward pass: batch_size / accumulate. Evaluation uses it too,
     /// so a recipe that fits in memory for training also fits for evaluation.
@@ -148,9 +232,30 @@ public struct RecipeConfig: Codable, Equatable {
         String(decoding: try! RecipeConfig.encoder.encode(self), as: UTF8.self)
     }
 
+    /// Reads a stored config. Configs written before blocks existed (a `training` mode and
+    /// `bp_norm` instead of the method fields) are translated to the fields that train the
+    /// same network the same way; fields added since take their defaults.
     public static func fromJSON(_ text: String, source: String) throws -> RecipeConfig {
         do {
-            return try decoder.decode(RecipeConfig.self, from: Data(text.utf8))
+            guard var dict = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
+                throw FFError("not a JSON object")
+            }
+            let legacy = dict.removeValue(forKey: "training") as? String
+            let bpNorm = dict.removeValue(forKey: "bp_norm") as? String
+            if let legacy, dict["blocks"] == nil {
+                guard trainingPresets.contains(legacy) else { throw FFError("unknown training mode '\(legacy)'") }
+                var preset = RecipeConfig(name: "", paper: "", summary: "", training: legacy, dataset: "", arch: "",
+                                          lr: 1, minLr: 0, weightDecay: 0, epochs: 1, batchSize: 1)
+                if legacy == "backprop" && bpNorm == "layer" { preset.convNorm = "none" }
+                let fields = try JSONSerialization.jsonObject(with: encoder.encode(preset)) as! [String: Any]
+                for key in ["blocks", "local_loss", "local_loss_at", "head_backprop", "conv_norm"] { dict[key] = fields[key] }
+                if legacy != "layer-local" { dict["ln_affine"] = true }
+            }
+            let defaults = try JSONSerialization.jsonObject(with: encoder.encode(
+                RecipeConfig(name: "", paper: "", summary: "", training: "layer-local", dataset: "", arch: "",
+                             lr: 1, minLr: 0, weightDecay: 0, epochs: 1, batchSize: 1))) as! [String: Any]
+            for (key, value) in defaults where dict[key] == nil { dict[key] = value }
+            return try decoder.decode(RecipeConfig.self, from: JSONSerialization.data(withJSONObject: dict))
         } catch {
             throw FFError("\(source): the stored recipe config is not readable by this version of repro (\(error)).")
         }
@@ -163,9 +268,17 @@ public struct RecipeConfig: Codable, Equatable {
             throw FFError("--set expects key=value, got '\(assignment)'.")
         }
         let key = String(assignment[..<eq]), raw = String(assignment[assignment.index(after: eq)...])
+        if key == "training" {
+            guard RecipeConfig.trainingPresets.contains(raw) else {
+                throw FFError("--set training=\(raw): the training presets are \(RecipeConfig.trainingPresets.joined(separator: ", ")).")
+            }
+            var c = self
+            c.training = raw
+            return c
+        }
         var dict = try JSONSerialization.jsonObject(with: RecipeConfig.encoder.encode(self)) as! [String: Any]
         let known = Set(dict.keys).union(["subset", "eval_subset", "input_size", "pool_after", "channels",
-                                          "paper_top1", "paper_top5", "paper_source"])
+                                          "paper_top1", "paper_top5", "paper_source", "init_from"])
         guard known.contains(key) else {
             throw FFError("--set: unknown config field '\(key)'. `repro show NAME` lists the fields.")
         }
@@ -181,12 +294,16 @@ public struct RecipeConfig: Codable, Equatable {
     /// Rejects combinations that cannot run, with a message naming the field.
     public func validate() throws {
         let known: [(String, String, [String])] = [
-            ("training", training, ["layer-local", "backprop", "deep-sup"]),
-            ("pred", pred, ["fusion", "last", "best"]),
+            ("local_loss", localLoss, ["spatial-goodness", "class-goodness", "none"]),
+            ("local_loss_at", localLossAt, ["block-output", "every-unit"]),
+            ("block_norm", blockNorm, ["none", "layernorm"]),
+            ("conv_norm", convNorm, ["none", "batch"]),
+            ("stem", stem, ["auto", "cifar", "imagenet"]),
+            ("init_scheme", initScheme, ["torchvision", "pytorch-default"]),
+            ("pred", pred, ["fusion", "last", "best", "goodness-mean", "goodness-last"]),
             ("optimizer", optimizer, ["adamw", "sgd"]),
             ("augment", augment, ["none", "crop-flip", "rrc-flip"]),
             ("labels", labels, ["labels", "coarse_labels"]),
-            ("bp_norm", bpNorm, ["batch", "layer"]),
             ("head_input", headInput, ["tap", "output"]),
         ]
         for (field, value, allowed) in known where !allowed.contains(value) {
@@ -199,9 +316,22 @@ public struct RecipeConfig: Codable, Equatable {
         if epochs < 1 { throw FFError("epochs must be at least 1 (got \(epochs)).") }
         if lr <= 0 || minLr < 0 || minLr > lr { throw FFError("need 0 <= min_lr <= lr and lr > 0 (lr \(lr), min_lr \(minLr)).") }
         if alpha < 0 { throw FFError("alpha must be >= 0 (got \(alpha)).") }
-        if training != "layer-local" && pred == "best" {
-            throw FFError("pred = best needs the layer-local readouts; the \(training) recipes use their classifier.")
+        if ["best", "goodness-mean", "goodness-last"].contains(pred) && (!hasLocalLoss || headBackprop) {
+            throw FFError("pred = \(pred) predicts from the local readouts and trains no classifier: it needs "
+                + "local_loss != none and head_backprop = false (this config: local_loss \(localLoss), "
+                + "head_backprop \(headBackprop)).")
         }
-        _ = try VGGSpec.resolve(self)
+        if headBackprop && !["fusion", "last"].contains(pred) {
+            throw FFError("head_backprop = true needs a classifier head (pred = fusion or last), not pred = \(pred).")
+        }
+        if !hasLocalLoss && !headBackprop {
+            throw FFError("local_loss = none and head_backprop = false: nothing would train the network. "
+                + "Choose a local objective, or let the classifier's gradient train it (head_backprop = true).")
+        }
+        if auxKernel < 1 || auxKernel % 2 == 0 {
+            throw FFError("aux_kernel must be an odd size >= 1 (got \(auxKernel)).")
+        }
+        _ = try BlockPartition.parse(blocks)
+        try Architectures.validate(self)
     }
 }

@@ -1,7 +1,7 @@
 /// The named recipes: complete configs reproducing a paper's setting. `repro list` prints
 /// them, `repro show NAME` prints one as JSON, `repro run NAME` trains it.
 public enum Recipes {
-    public static var all: [RecipeConfig] { asge + baselines + dtgff }
+    public static var all: [RecipeConfig] { asge + baselines + dtgff + sff }
 
     public static func named(_ name: String) throws -> RecipeConfig {
         if let r = all.first(where: { $0.name == name }) { return r }
@@ -124,7 +124,6 @@ public enum Recipes {
         bp.pred = "last"
         bp.headInput = "output"
         bp.pool = .max
-        bp.bpNorm = "batch"
         bp.paperTop1 = 69.11
         bp.paperSource = "ASGE Table 3 (BP repr., VGG8)"
         return [bp]

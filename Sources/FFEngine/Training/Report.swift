@@ -7,7 +7,7 @@ public enum Report {
     /// The accuracy that stands for the recipe's predictor: the classifier head (Fusion,
     /// Last, BP), or the best-on-validation layer's readout (Best Pred).
     public static func selected(_ t: Tally, config: RecipeConfig, bestLayer: Int?) -> (top1: Double, top5: Double?) {
-        if config.pred == "best" && config.training == "layer-local" {
+        if config.pred == "best" {
             let l = (bestLayer ?? 1) - 1
             return (t.unitAccuracy[l], t.unitTop5Accuracy[l])
         }
@@ -15,12 +15,14 @@ public enum Report {
     }
 
     public static func predictorName(_ config: RecipeConfig) -> String {
-        switch (config.training, config.pred) {
-        case ("layer-local", "fusion"): return config.fusionBatchNorm ? "Fused classifier (BN+Linear)" : "Fusion Pred"
-        case ("layer-local", "last"): return "Last Pred"
-        case ("layer-local", _): return "Best Pred"
-        case ("deep-sup", _): return "BP-DeepSup final classifier"
-        default: return "BP classifier"
+        switch config.pred {
+        case "best": return "Best Pred"
+        case "goodness-mean": return "Mean goodness of the readouts"
+        case "goodness-last": return "Goodness of the last readout"
+        default:
+            if config.headBackprop { return config.hasLocalLoss ? "BP-DeepSup final classifier" : "BP classifier" }
+            if config.pred == "last" { return "Last Pred" }
+            return config.fusionBatchNorm ? "Fused classifier (BN+Linear)" : "Fusion Pred"
         }
     }
 
@@ -29,7 +31,7 @@ public enum Report {
         if let last = t.unitMeanLoss.indices.last, t.count > 0, t.unitLoss.contains(where: { $0 != 0 }) {
             parts.append(String(format: "L%d loss %.3f acc %@", last + 1, t.unitMeanLoss[last], pct(t.unitAccuracy[last])))
         }
-        if config.pred != "best" || config.training != "layer-local" {
+        if config.pred != "best" {
             parts.append(String(format: "head loss %.3f acc %@", t.headMeanLoss, pct(t.headAccuracy)))
         }
         return parts.joined(separator: ", ")
@@ -49,16 +51,19 @@ public enum Report {
     }
 
     /// Per-layer readouts, Best Pred, the head, and the paper's number for the recipe.
-    public static func table(_ t: Tally, config: RecipeConfig, bestLayer: Int?, split: String, selectedFrom: String) -> String {
+    /// `labels` name the readouts (Network.readoutLabels).
+    public static func table(_ t: Tally, config: RecipeConfig, labels: [String], bestLayer: Int?, split: String,
+                             selectedFrom: String) -> String {
         var lines = ["", "\(config.name) on \(config.dataset) \(split) (\(t.count) images; model from \(selectedFrom))"]
         func row(_ name: String, _ top1: Double?, _ top5: Double?) {
             let t5 = top5.map { "  top-5 \(pct($0))" } ?? ""
             lines.append("  " + TextTable.pad(name, 36) + TextTable.pad(pct(top1), 6, right: true) + "%" + t5)
         }
-        if config.training != "backprop" {
-            for (i, a) in t.unitAccuracy.enumerated() { row("layer \(i + 1) readout", a, nil) }
+        if !t.unitAccuracy.isEmpty {
+            for (i, a) in t.unitAccuracy.enumerated() { row("\(i < labels.count ? labels[i] : "readout \(i + 1)") readout", a, nil) }
             let b = bestLayer ?? t.bestLayer ?? 1
-            row("Best Pred (layer \(b), chosen on val)", t.unitAccuracy[b - 1], t.unitTop5Accuracy[b - 1])
+            row("Best Pred (\(b - 1 < labels.count ? labels[b - 1] : "readout \(b)"), chosen on val)",
+                t.unitAccuracy[b - 1], t.unitTop5Accuracy[b - 1])
         }
         let (top1, top5) = selected(t, config: config, bestLayer: bestLayer)
         if config.pred != "best" { row(predictorName(config), t.headAccuracy, t.headTop5Accuracy) }

@@ -65,6 +65,8 @@ public final class TrainingRun {
             history = state.history
             startEpoch = state.epoch
             log("resumed from \(resume.path) after epoch \(startEpoch) (step \(trainer.step))")
+        } else if let source = config.initFrom {
+            log(try WeightTransfer.load(ctx, URL(fileURLWithPath: source), into: net).summary)
         }
         let metrics = MetricsLog(directory: directory)
         try metrics.reset(keeping: history)
@@ -109,7 +111,7 @@ public final class TrainingRun {
             let (top1, top5) = Report.selected(tally, config: config, bestLayer: result.bestLayer)
             result.testTop1 = top1
             result.testTop5 = top5
-            log(Report.table(tally, config: config, bestLayer: result.bestLayer, split: "test",
+            log(Report.table(tally, config: config, labels: trainer.net.readoutLabels, bestLayer: result.bestLayer, split: "test",
                              selectedFrom: "best validation epoch \(result.bestEpoch ?? config.epochs)"))
         }
         try Report.writeResults(result, config: config, to: directory.appendingPathComponent("results.json"))
@@ -118,7 +120,7 @@ public final class TrainingRun {
 
     private func trainEpoch(_ epoch: Int, trainer: Trainer) throws -> EpochRecord {
         let lr = OptimizerFactory.learningRate(config, epoch: epoch)
-        var tally = Tally(units: trainer.net.units.count)
+        var tally = Tally(units: trainer.net.readouts.count)
         let progress = Progress("epoch \(epoch + 1)/\(config.epochs)", total: data.train.sampleCount, unit: "img",
                                 enabled: showProgress)
         let start = Date()
@@ -135,8 +137,8 @@ public final class TrainingRun {
             val = try trainer.evaluate(v, batchSize: config.microBatch, progress: p)
             p.finish()
         }
-        let hasHead = trainer.net.head != nil
-        let local = trainer.net.units.first?.local != nil
+        let hasHead = trainer.net.hasPredictor
+        let local = !trainer.net.readouts.isEmpty
         let valUnits = val?.unitAccuracy ?? []
         let bestLayer = local ? val?.bestLayer : nil
         var selected: Double
@@ -152,6 +154,6 @@ public final class TrainingRun {
             trainHeadLoss: hasHead ? tally.headMeanLoss : nil, trainHeadAccuracy: hasHead ? tally.headAccuracy : nil,
             valUnitAccuracy: local ? valUnits : [], valHeadAccuracy: hasHead ? val?.headAccuracy : nil,
             valHeadTop5: hasHead ? val?.headTop5Accuracy : nil, valSelected: selected, bestLayer: bestLayer,
-            temperatures: config.learnTemperature ? trainer.net.units.compactMap { $0.local.map { Double($0.temperature) } } : nil)
+            temperatures: config.learnTemperature ? trainer.net.objectives.compactMap(\.temperature) : nil)
     }
 }

@@ -6,6 +6,12 @@ public struct RunState {
     public var epoch: Int
     public var step: Int
     public var history: [EpochRecord]
+
+    public init(epoch: Int, step: Int, history: [EpochRecord]) {
+        self.epoch = epoch
+        self.step = step
+        self.history = history
+    }
 }
 
 /// Maps a trainer's model and optimizer state to a `Checkpoint` and back.

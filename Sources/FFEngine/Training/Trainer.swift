@@ -51,54 +51,49 @@ public struct NonFiniteLoss: Error, CustomStringConvertible {
     }
 }
 
-/// Executes training steps and evaluation passes for a `Network`:
-/// - layer-local (ASGE, DTG-FF): each unit's input is detached; its local loss updates
-///   only its own weights (no input gradient is ever computed); the classifier head
-///   trains on detached features. Only the current unit's activations are alive.
-/// - backprop / deep-sup: one end-to-end backward pass through every unit.
+/// Executes training steps and evaluation passes for a `Network`, with one loop over its
+/// blocks. For each block: forward through its units (caching), the local objectives' losses
+/// at their taps (and the classifier's, when the head is attached to this block), backward
+/// inside the block only (the input gradient at a block boundary is never computed), release
+/// the caches, pass the detached output on. A detached head then trains on the collected
+/// features. Layer-local (one unit per block), block-local and end-to-end backprop (one
+/// whole block with the head attached) are layouts of the network, not branches here.
 public final class Trainer {
     public let ctx: ComputeContext
     public let net: Network
     public let config: RecipeConfig
-    /// One optimizer per unit (layer-local) or a single one (backprop), plus the head's.
-    public let unitOptimizers: [Optimizer]
+    /// One optimizer per block (updating the attached head too), and the detached head's.
+    public let blockOptimizers: [Optimizer]
     public let headOptimizer: Optimizer?
-    public let globalOptimizer: Optimizer?
     public private(set) var step = 0
-    /// Called during training with ("units.<i>", logits, loss) for every local readout and
-    /// ("head", logits, loss) for the classifier, before the update (golden tests, debugging).
+    /// Called during training with (unit name, scores, loss) for every local readout (VGG
+    /// units are "units.<i>") and ("head", logits, loss) for the classifier, before the
+    /// update (golden tests, debugging).
     public var observer: ((String, Tensor, Double) -> Void)?
 
     public init(_ ctx: ComputeContext, net: Network) {
         self.ctx = ctx
         self.net = net
         config = net.config
-        if config.training == "layer-local" {
-            unitOptimizers = net.units.map { _ in OptimizerFactory.make(ctx, net.config) }
-            headOptimizer = net.head.map { _ in OptimizerFactory.make(ctx, net.config) }
-            globalOptimizer = nil
-        } else {
-            unitOptimizers = []
-            headOptimizer = nil
-            globalOptimizer = OptimizerFactory.make(ctx, net.config)
-        }
+        blockOptimizers = net.blocks.map { _ in OptimizerFactory.make(ctx, net.config) }
+        headOptimizer = net.head != nil && net.headBlock == nil ? OptimizerFactory.make(ctx, net.config) : nil
     }
 
     /// Named optimizer state for checkpoints ("units.3.conv.weight.exp_avg", ...).
     public var optimizerState: [Buffer] {
         var out: [Buffer] = []
-        for (u, opt) in zip(net.units, unitOptimizers) { out += opt.stateTensors(u.parameters) }
+        for (b, opt) in zip(net.blocks, blockOptimizers) { out += opt.stateTensors(net.trainedParameters(b)) }
         if let h = net.head, let opt = headOptimizer { out += opt.stateTensors(h.parameters) }
-        if let opt = globalOptimizer { out += opt.stateTensors(net.parameters) }
         return out
     }
 
+    var optimizers: [Optimizer] { blockOptimizers + (headOptimizer.map { [$0] } ?? []) }
+
     public var optimizerSteps: [Int] {
-        get { (unitOptimizers + [headOptimizer, globalOptimizer].compactMap { $0 }).map(\.steps) }
+        get { optimizers.map(\.steps) }
         set {
-            let all = unitOptimizers + [headOptimizer, globalOptimizer].compactMap { $0 }
-            precondition(newValue.count == all.count, "optimizer step counters: \(newValue.count) for \(all.count)")
-            for (o, s) in zip(all, newValue) { o.steps = s }
+            precondition(newValue.count == optimizers.count, "optimizer step counters: \(newValue.count) for \(optimizers.count)")
+            for (o, s) in zip(optimizers, newValue) { o.steps = s }
         }
     }
 
@@ -117,24 +112,16 @@ public final class Trainer {
         while start < batch.count {
             let len = min(micro, batch.count - start)
             let mb = Batch(images: batch.images.slice(start, len), labels: Array(batch.labels[start..<start + len]))
-            if config.training == "layer-local" {
-                try localPass(mb, gradScale: scale, tally: &tally)
-            } else {
-                try backpropPass(mb, gradScale: scale, tally: &tally)
-            }
+            try pass(mb, gradScale: scale, tally: &tally)
             start += len
         }
         tally.count += batch.count
-        if let opt = globalOptimizer {
-            opt.step(net.parameters, lr: lr)
-        } else {
-            for (u, opt) in zip(net.units, unitOptimizers) { opt.step(u.parameters, lr: lr) }
-            if let h = net.head, let opt = headOptimizer { opt.step(h.parameters, lr: lr) }
-        }
+        for (b, opt) in zip(net.blocks, blockOptimizers) { opt.step(net.trainedParameters(b), lr: lr) }
+        if let h = net.head, let opt = headOptimizer { opt.step(h.parameters, lr: lr) }
         // A NaN can hide from the loss (ReLU maps it to 0) yet poison the weights.
         for unit in net.units {
             for p in unit.parameters where Ops.firstNonFinite(ctx, p.value) != nil {
-                throw NonFiniteLoss(what: "layer \(unit.index + 1) (parameter \(p.name))", step: step)
+                throw NonFiniteLoss(what: "\(unit.label) (parameter \(p.name))", step: step)
             }
         }
         if let h = net.head, h.parameters.contains(where: { Ops.firstNonFinite(ctx, $0.value) != nil }) {
@@ -142,17 +129,18 @@ public final class Trainer {
         }
     }
 
-    /// The CE of `unit`'s readout on its map `y` (counted in `tally`, stopped if not
-    /// finite) and dL/dlogits scaled by `gradScale`.
-    private func localLoss(_ unit: ConvUnit, _ y: Tensor, _ batch: Batch, gradScale: Float,
-                           tally: inout Tally) throws -> Tensor {
+    /// The CE of a unit's local scores (counted in `tally` as readout `r`, stopped if not
+    /// finite) and dL/dscores scaled by `gradScale`.
+    private func localLoss(_ unit: Unit, readout r: Int, _ y: Tensor, _ batch: Batch, gradScale: Float,
+                           tally: inout Tally, scores: inout [Tensor]) throws -> Tensor {
         let logits = unit.local!.forward(y, cache: true)
         let dlogits = Tensor(uninitialized: logits.shape)
-        let r = Ops.softmaxCrossEntropy(ctx, logits: logits, labels: batch.labels, dlogits: dlogits, gradScale: gradScale)
-        if !r.loss.isFinite { throw NonFiniteLoss(what: "layer \(unit.index + 1)", step: step) }
-        observer?("units.\(unit.index)", logits, r.loss)
-        tally.unitLoss[unit.index] += r.loss * Double(batch.count)
-        tally.unitCorrect[unit.index] += r.correct
+        let res = Ops.softmaxCrossEntropy(ctx, logits: logits, labels: batch.labels, dlogits: dlogits, gradScale: gradScale)
+        if !res.loss.isFinite { throw NonFiniteLoss(what: unit.label, step: step) }
+        observer?(unit.name, logits, res.loss)
+        tally.unitLoss[r] += res.loss * Double(batch.count)
+        tally.unitCorrect[r] += res.correct
+        if config.pred.hasPrefix("goodness-") { scores.append(logits) }
         return dlogits
     }
 
@@ -167,75 +155,104 @@ public final class Trainer {
         return dlogits
     }
 
-    /// Layer-local forward/backward of one micro-batch: gradients accumulate into the
-    /// parameters; nothing flows between units.
-    private func localPass(_ batch: Batch, gradScale: Float, tally: inout Tally) throws {
+    /// Forward/backward of one micro-batch, block by block; gradients accumulate into the
+    /// parameters and never cross a block boundary.
+    private func pass(_ batch: Batch, gradScale: Float, tally: inout Tally) throws {
         var x = batch.images
-        var features = HeadFeatures(net: net, batch: batch.count)
-        for unit in net.units {
-            let y = unit.pre.forward(x, .train(cache: true))
-            features.collect(ctx, unit: unit.index, point: .tap, y)
-            let local = unit.local!
-            let dlogits = try localLoss(unit, y, batch, gradScale: gradScale, tally: &tally)
-            let dy = local.backward(dlogits)
-            _ = unit.pre.backward(dy, inputGrad: false)
-            let out = unit.post.forward(y, .train(cache: false))
-            features.collect(ctx, unit: unit.index, point: .output, out)
-            unit.releaseCache()
-            x = out
+        var features = HeadFeatures(head: net.head, batch: batch.count)
+        var scores: [Tensor] = []
+        for block in net.blocks {
+            x = try blockPass(block, x, batch, gradScale: gradScale, features: &features, scores: &scores, tally: &tally)
         }
-        if let head = net.head {
+        if let head = net.head, net.headBlock == nil {
             let logits = head.forward(features.assemble(), .train(cache: true))
             let dlogits = try headLoss(logits, batch, gradScale: gradScale, tally: &tally)
             _ = head.backward(dlogits, inputGrad: false)
             head.releaseCache()
         }
+        if !scores.isEmpty {
+            // SFF's prediction from the readouts: counted, never trained.
+            let r = Ops.softmaxCrossEntropy(ctx, logits: predictorScores(scores), labels: batch.labels)
+            tally.headLoss += r.loss * Double(batch.count)
+            tally.headCorrect += r.correct
+        }
     }
 
-    /// End-to-end backprop of one micro-batch (plain BP, or BP-DeepSup when units carry
-    /// local readouts: their losses, weighted by deep_sup_weight, add to the head's).
-    private func backpropPass(_ batch: Batch, gradScale: Float, tally: inout Tally) throws {
-        guard let head = net.head else { preconditionFailure("backprop training needs a classifier head") }
-        var x = batch.images
-        var localGrads: [Tensor?] = []
-        var features = HeadFeatures(net: net, batch: batch.count)
-        for unit in net.units {
-            let y = unit.pre.forward(x, .train(cache: true))
+    /// One block: returns the detached tensor it passes on.
+    private func blockPass(_ block: Block, _ input: Tensor, _ batch: Batch, gradScale: Float,
+                           features: inout HeadFeatures, scores: inout [Tensor], tally: inout Tally) throws -> Tensor {
+        let head = net.headBlock == block.index ? net.head : nil
+        let localScale = head != nil ? gradScale * Float(config.deepSupWeight) : gradScale
+        let last = block.units.last!
+        var localGrads: [Int: Tensor] = [:]
+        var t = input
+        var lastTap = input
+        for unit in block.units {
+            let y = unit.body.forward(t, .train(cache: true))
             features.collect(ctx, unit: unit.index, point: .tap, y)
-            localGrads.append(unit.local == nil ? nil
-                : try localLoss(unit, y, batch, gradScale: gradScale * Float(config.deepSupWeight), tally: &tally))
-            x = unit.post.forward(y, .train(cache: true))
-            features.collect(ctx, unit: unit.index, point: .output, x)
+            if unit.local != nil {
+                localGrads[unit.index] = try localLoss(unit, readout: net.readouts.firstIndex(of: unit.index)!, y, batch,
+                                                       gradScale: localScale, tally: &tally, scores: &scores)
+            }
+            lastTap = y
+            // The last unit's post carries no gradient unless the attached head reads it.
+            if unit !== last || head?.reads(unit.index, at: .output) == true {
+                t = unit.post.forward(y, .train(cache: true))
+                features.collect(ctx, unit: unit.index, point: .output, t)
+            }
         }
-        let logits = head.forward(features.assemble(), .train(cache: true))
-        let dlogits = try headLoss(logits, batch, gradScale: gradScale, tally: &tally)
-
-        // The head's feature gradient, split per tapped unit and spread back over its map.
-        let dFeatures = features.split(head.backward(dlogits, inputGrad: true)!)
+        var dFeatures: [Int: Tensor] = [:]
+        if let head {
+            let logits = head.forward(features.assemble(), .train(cache: true))
+            let dlogits = try headLoss(logits, batch, gradScale: gradScale, tally: &tally)
+            // The head's feature gradient, split per tapped unit and spread back over its map.
+            dFeatures = features.split(head.backward(dlogits, inputGrad: true)!)
+        }
         var g: Tensor?   // gradient w.r.t. the current unit's output
-        for unit in net.units.reversed() {
-            if head.point == .output, let df = dFeatures[unit.index] {
+        for unit in block.units.reversed() {
+            if head?.point == .output, let df = dFeatures[unit.index] {
                 let s = Ops.gapBackward(ctx, inputShape: [batch.count] + unit.outputShape, dy: df)
                 if let cur = g { Ops.axpy(ctx, 1, s, cur) } else { g = s }
             }
-            let dy = g.map { unit.post.backward($0, inputGrad: true)! } ?? Tensor(zeros: [batch.count] + unit.tapShape)
-            if head.point == .tap, let df = dFeatures[unit.index] {
-                Ops.axpy(ctx, 1, Ops.gapBackward(ctx, inputShape: [batch.count] + unit.tapShape, dy: df), dy)
+            var dy = g.map { unit.post.backward($0, inputGrad: true)! }
+            func add(_ d: Tensor) { if let cur = dy { Ops.axpy(ctx, 1, d, cur) } else { dy = d } }
+            if head?.point == .tap, let df = dFeatures[unit.index] {
+                add(Ops.gapBackward(ctx, inputShape: [batch.count] + unit.tapShape, dy: df))
             }
-            if let local = unit.local, let dl = localGrads[unit.index] {
-                Ops.axpy(ctx, 1, local.backward(dl), dy)
+            if let local = unit.local, let dl = localGrads[unit.index] { add(local.backward(dl)) }
+            guard let dyUnit = dy else {
+                preconditionFailure("\(unit.label): no loss reaches this unit in block \(block.index + 1)")
             }
-            g = unit.pre.backward(dy, inputGrad: unit.index > 0)
+            g = unit.body.backward(dyUnit, inputGrad: unit !== block.units.first)
         }
-        net.releaseCaches()
+        let out: Tensor
+        if head?.reads(last.index, at: .output) == true {
+            out = t
+        } else {
+            out = last.post.forward(lastTap, .train(cache: false))
+            features.collect(ctx, unit: last.index, point: .output, out)
+        }
+        block.releaseCache()
+        head?.releaseCache()
+        return block.boundary.forward(out, .train(cache: false))
+    }
+
+    /// The prediction of pred = goodness-mean (average of the readouts' scores) or
+    /// goodness-last (the last readout's).
+    func predictorScores(_ scores: [Tensor]) -> Tensor {
+        if config.pred == "goodness-last" || scores.count == 1 { return scores.last! }
+        let mean = scores[0].copy()
+        for s in scores.dropFirst() { Ops.axpy(ctx, 1, s, mean) }
+        Ops.scale(ctx, 1 / Float(scores.count), mean)
+        return mean
     }
 
     // MARK: Evaluation
 
-    /// Accuracy of every local readout and of the head over `provider` (one pass, no
+    /// Accuracy of every local readout and of the predictor over `provider` (one pass, no
     /// updates, BatchNorm in eval mode).
     public func evaluate(_ provider: BatchProvider, batchSize: Int, progress: Progress? = nil) throws -> Tally {
-        var tally = Tally(units: net.units.count)
+        var tally = Tally(units: net.readouts.count)
         let batches = provider.batches(epoch: 0, batchSize: batchSize)
         while let batch = try batches.next() {
             evaluateBatch(batch, tally: &tally)
@@ -246,75 +263,35 @@ public final class Trainer {
 
     public func evaluateBatch(_ batch: Batch, tally: inout Tally) {
         var x = batch.images
-        var features = HeadFeatures(net: net, batch: batch.count)
-        for unit in net.units {
-            let y = unit.pre.forward(x, .eval)
-            features.collect(ctx, unit: unit.index, point: .tap, y)
-            if let local = unit.local {
-                let logits = local.forward(y, cache: false)
-                let r = Ops.softmaxCrossEntropy(ctx, logits: logits, labels: batch.labels)
-                tally.unitLoss[unit.index] += r.loss * Double(batch.count)
-                tally.unitCorrect[unit.index] += r.correct
-                tally.unitTop5[unit.index] += Ops.topkCorrect(logits: logits, labels: batch.labels, k: min(5, net.classes))
+        var features = HeadFeatures(head: net.head, batch: batch.count)
+        var scores: [Tensor] = []
+        var r = 0
+        for block in net.blocks {
+            for unit in block.units {
+                let y = unit.body.forward(x, .eval)
+                features.collect(ctx, unit: unit.index, point: .tap, y)
+                if let local = unit.local {
+                    let logits = local.forward(y, cache: false)
+                    let res = Ops.softmaxCrossEntropy(ctx, logits: logits, labels: batch.labels)
+                    tally.unitLoss[r] += res.loss * Double(batch.count)
+                    tally.unitCorrect[r] += res.correct
+                    tally.unitTop5[r] += Ops.topkCorrect(logits: logits, labels: batch.labels, k: min(5, net.classes))
+                    if config.pred.hasPrefix("goodness-") { scores.append(logits) }
+                    r += 1
+                }
+                x = unit.post.forward(y, .eval)
+                features.collect(ctx, unit: unit.index, point: .output, x)
             }
-            x = unit.post.forward(y, .eval)
-            features.collect(ctx, unit: unit.index, point: .output, x)
+            x = block.boundary.forward(x, .eval)
         }
-        if let head = net.head {
-            let logits = head.forward(features.assemble(), .eval)
-            let r = Ops.softmaxCrossEntropy(ctx, logits: logits, labels: batch.labels)
-            tally.headLoss += r.loss * Double(batch.count)
-            tally.headCorrect += r.correct
+        let logits: Tensor? = net.head.map { $0.forward(features.assemble(), .eval) }
+            ?? (scores.isEmpty ? nil : predictorScores(scores))
+        if let logits {
+            let res = Ops.softmaxCrossEntropy(ctx, logits: logits, labels: batch.labels)
+            tally.headLoss += res.loss * Double(batch.count)
+            tally.headCorrect += res.correct
             tally.headTop5 += Ops.topkCorrect(logits: logits, labels: batch.labels, k: min(5, net.classes))
         }
         tally.count += batch.count
-    }
-}
-
-/// Collects GAP features of the units a head reads, and concatenates them in tap order.
-struct HeadFeatures {
-    let taps: [Int]
-    let point: FeatureHead.Point?
-    var parts: [Int: Tensor] = [:]
-    let batch: Int
-
-    init(net: Network, batch: Int) {
-        taps = net.head?.taps ?? []
-        point = net.head?.point
-        self.batch = batch
-    }
-
-    mutating func collect(_ ctx: ComputeContext, unit: Int, point: FeatureHead.Point, _ t: Tensor) {
-        guard point == self.point, taps.contains(unit) else { return }
-        parts[unit] = Ops.gap(ctx, t)
-    }
-
-    /// Inverse of `assemble` for gradients: (n, F) -> per-unit (n, C_unit) copies.
-    func split(_ d: Tensor) -> [Int: Tensor] {
-        var out: [Int: Tensor] = [:]
-        var col = 0
-        let total = d.shape[1]
-        for t in taps {
-            let w = parts[t]!.shape[1]
-            let part = Tensor(uninitialized: [batch, w])
-            for i in 0..<batch { (part.pointer + i * w).update(from: d.pointer + i * total + col, count: w) }
-            out[t] = part
-            col += w
-        }
-        return out
-    }
-
-    func assemble() -> Tensor {
-        let widths = taps.map { parts[$0]!.shape[1] }
-        if taps.count == 1 { return parts[taps[0]]! }
-        let total = widths.reduce(0, +)
-        let out = Tensor(uninitialized: [batch, total])
-        var col = 0
-        for (t, w) in zip(taps, widths) {
-            let src = parts[t]!.pointer
-            for i in 0..<batch { (out.pointer + i * total + col).update(from: src + i * w, count: w) }
-            col += w
-        }
-        return out
     }
 }

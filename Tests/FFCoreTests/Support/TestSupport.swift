@@ -31,6 +31,13 @@ func randomLabels(_ count: Int, classes: Int, seed: UInt64) -> [Int32] {
     return (0..<count).map { _ in Int32(r.int(classes)) }
 }
 
+/// Patch i of p along an axis of `size` cells, as the goodness kernels define it:
+/// adaptive_avg_pool2d bins [floor(i*size/p), ceil((i+1)*size/p)), or floor bins
+/// [i*f, (i+1)*f) with f = floor(size/p).
+func goodnessBin(_ i: Int, _ size: Int, _ p: Int, floor: Bool = false) -> Range<Int> {
+    floor ? (i * (size / p))..<((i + 1) * (size / p)) : (i * size / p)..<(((i + 1) * size + p - 1) / p)
+}
+
 /// Asserts |a - e| <= atol + rtol * |e| elementwise, reporting the worst index.
 func assertClose(_ actual: [Float], _ expected: [Double], rtol: Double = 1e-4, atol: Double = 1e-5,
                  _ what: String = "", file: StaticString = #filePath, line: UInt = #line) {

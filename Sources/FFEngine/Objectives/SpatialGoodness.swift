@@ -1,11 +1,11 @@
 import Foundation
 
-/// The local supervision head of ASGE and DTG-FF: spatial goodness of a post-ReLU map,
-/// a fixed random projection to class logits, and (DTG-FF) a learnable temperature:
+/// The local objective of ASGE and DTG-FF: spatial goodness of a post-ReLU map, a fixed
+/// random projection to class logits, and (DTG-FF) a learnable temperature:
 ///   g = goodness(Y, P)            (n, C*P*P)
 ///   a = (g R) / T + b             (n, N),  T = exp(tau) when present, else 1
 /// R and b are drawn once from N(0, std) and never trained (they are buffers).
-public final class GoodnessReadout {
+public final class SpatialGoodness: LocalObjective {
     public let ctx: ComputeContext
     public let name: String
     public let partition: Int
@@ -38,8 +38,11 @@ public final class GoodnessReadout {
         [Buffer(name: name + ".readout.weight", value: readout), Buffer(name: name + ".readout.bias", value: readoutBias)]
     }
 
-    /// Current temperature T (1 when not learned).
-    public var temperature: Float { logTemperature.map { Float(exp(Double($0.value[0]))) } ?? 1 }
+    /// Current temperature T (nil when not learned, i.e. T = 1).
+    public var temperature: Double? { logTemperature.map { Double(Float(exp(Double($0.value[0])))) } }
+    private var inverseTemperature: Float { 1 / Float(temperature ?? 1) }
+
+    public var shortDescription: String { "P\(partition)" }
 
     /// Logits (n, N) for the post-ReLU map `y` (n, C, H, W).
     public func forward(_ y: Tensor, cache: Bool) -> Tensor {
@@ -47,7 +50,7 @@ public final class GoodnessReadout {
         let proj = Ops.matmul(ctx, g, readout)
         let n = proj.shape[0], k = proj.shape[1]
         let logits = Tensor(uninitialized: proj.shape)
-        let inv = 1 / temperature
+        let inv = inverseTemperature
         let p = proj.pointer, l = logits.pointer, b = readoutBias.pointer
         for i in 0..<n {
             for j in 0..<k { l[i * k + j] = p[i * k + j] * inv + b[j] }
@@ -63,7 +66,7 @@ public final class GoodnessReadout {
     /// Where y == 0 (ReLU inactive) the result is 0, so it is also the pre-activation gradient.
     public func backward(_ dlogits: Tensor) -> Tensor {
         guard let y = input, let proj = projection else { preconditionFailure("\(name): backward without a cached forward") }
-        let inv = 1 / temperature
+        let inv = inverseTemperature
         if let tau = logTemperature {
             // a = proj * exp(-tau) + b  =>  dL/dtau = -exp(-tau) * sum(dL/da * proj)
             var s = 0.0

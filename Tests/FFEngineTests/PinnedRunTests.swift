@@ -1,0 +1,143 @@
+import FFCore
+import FFEngine
+import FFIO
+import Foundation
+import XCTest
+
+/// Final weights of short whole runs of the existing recipes' shapes, pinned before the
+/// block-engine refactor (Fixtures/pinned_runs.json). On a machine whose arithmetic
+/// fingerprint matches the one recorded, the weights must be bit-identical (SHA-256 of
+/// every parameter and buffer); elsewhere (another OpenBLAS kernel or SIMD level) the
+/// per-tensor sums must agree to 1e-4 relative.
+///
+/// To re-pin after an intended change: FFREPRO_PIN_WRITE=1 swift test --filter PinnedRunTests
+/// (prints the JSON to paste into the fixture). Never re-pin to make a refactor pass.
+final class PinnedRunTests: XCTestCase {
+    let ctx = ComputeContext(threads: 2)
+
+    struct Pin: Codable {
+        var sha256: String
+        var sums: [String: [Double]]   // name -> [sum, sum of squares]
+    }
+
+    struct PinFile: Codable {
+        var fingerprint: String
+        var runs: [String: Pin]
+    }
+
+    static var fixture: URL {
+        Bundle.module.url(forResource: "Fixtures/pinned_runs", withExtension: "json")
+            ?? Bundle.module.resourceURL!.appendingPathComponent("Fixtures/pinned_runs.json")
+    }
+
+    /// SHA-256 of the bits of an sgemm and a conv on fixed data: identical exactly when
+    /// the machine computes these kernels with the same instruction sequence.
+    func fingerprint() -> String {
+        let a = Tensor(uninitialized: [37, 29]), b = Tensor(uninitialized: [29, 41])
+        var rng = RNG(seed: 7, stream: 0)
+        rng.fillNormal(a, std: 1)
+        rng.fillNormal(b, std: 1)
+        let c = Ops.matmul(ctx, a, b)
+        let x = Tensor(uninitialized: [2, 5, 9, 7]), w = Tensor(uninitialized: [6, 5, 3, 3])
+        rng.fillNormal(x, std: 1)
+        rng.fillNormal(w, std: 1)
+        let y = Ops.conv2d(ctx, x, weight: w, bias: nil, Ops.ConvGeometry(kernel: 3, padding: 1))
+        var h = ffio_sha256_ctx()
+        ffio_sha256_init(&h)
+        for t in [c, y] { ffio_sha256_update(&h, t.pointer, t.count * 4) }
+        return hex(&h) + "-\(ctx.simdName)-\(ctx.threads)"
+    }
+
+    func hex(_ h: inout ffio_sha256_ctx) -> String {
+        var d = [UInt8](repeating: 0, count: 32)
+        ffio_sha256_final(&h, &d)
+        return d.map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// A recipe with a narrow stack of the same depth and pooling, trained 2 epochs on a
+    /// synthetic task through the whole run path (validation, best/last checkpoints).
+    func pinnedConfig(_ recipe: String, channels: [Int]) throws -> RecipeConfig {
+        var c = try Recipes.named(recipe)
+        c.arch = "custom"
+        c.channels = channels
+        c.epochs = 2
+        c.batchSize = 16
+        c.lr = 2e-3
+        c.minLr = 1e-4
+        c.augment = "none"
+        c.inputSize = nil
+        c.seed = 3
+        return c
+    }
+
+    func run(_ c: RecipeConfig, shape: [Int], classes: Int) throws -> Pin {
+        let train = InMemoryProvider.synthetic(count: 64, classes: classes, shape: shape, seed: 11)
+        let val = InMemoryProvider.synthetic(count: 32, classes: classes, shape: shape, seed: 12)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ffrepro-pin-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let r = try TrainingRun(ctx, config: c, data: RunData(train: train, val: val, test: val), directory: dir)
+        r.log = { _ in }
+        r.showProgress = false
+        _ = try r.run()
+        let ckpt = try Checkpoint.read(from: dir.appendingPathComponent("last.h5"))
+        var h = ffio_sha256_ctx()
+        ffio_sha256_init(&h)
+        var sums: [String: [Double]] = [:]
+        for (name, t) in ckpt.tensors.sorted(by: { $0.0 < $1.0 })
+        where name.hasPrefix("params/") || name.hasPrefix("buffers/") {
+            ffio_sha256_update(&h, name, name.utf8.count)
+            ffio_sha256_update(&h, t.pointer, t.count * 4)
+            var s = 0.0, q = 0.0
+            for i in 0..<t.count { s += Double(t[i]); q += Double(t[i]) * Double(t[i]) }
+            sums[name] = [s, q]
+        }
+        return Pin(sha256: hex(&h), sums: sums)
+    }
+
+    /// The cases: every trainer path of the recipes that existed before blocks.
+    func cases() throws -> [(String, RecipeConfig, [Int], Int)] {
+        let vgg8 = [8, 12, 12, 16, 16, 16, 16]
+        var best = try pinnedConfig("asge-mnist", channels: vgg8)
+        best.pred = "best"
+        var last = try pinnedConfig("asge-cifar10", channels: vgg8)
+        last.pred = "last"
+        last.pool = .avg
+        return [
+            ("asge-mnist", try pinnedConfig("asge-mnist", channels: vgg8), [1, 28, 28], 10),
+            ("asge-mnist-best", best, [1, 28, 28], 10),
+            ("asge-cifar10-last-avg", last, [3, 32, 32], 10),
+            ("dtgff-cifar10", try pinnedConfig("dtgff-cifar10", channels: vgg8), [3, 32, 32], 10),
+            ("bpds-cifar10", try pinnedConfig("bpds-cifar10", channels: vgg8), [3, 32, 32], 10),
+            ("bp-vgg8-cifar100", try pinnedConfig("bp-vgg8-cifar100", channels: vgg8), [3, 32, 32], 20),
+            ("asge-vgg11-cifar10", try pinnedConfig("asge-vgg11-cifar10", channels: [4, 8, 8, 8, 12, 12, 12, 12]),
+             [3, 32, 32], 10),
+        ]
+    }
+
+    func testShortRunsTrainExactlyAsPinned() throws {
+        var got: [String: Pin] = [:]
+        for (name, c, shape, classes) in try cases() { got[name] = try run(c, shape: shape, classes: classes) }
+        let fp = fingerprint()
+        if ProcessInfo.processInfo.environment["FFREPRO_PIN_WRITE"] == "1" {
+            let e = JSONEncoder()
+            e.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try e.encode(PinFile(fingerprint: fp, runs: got)), as: UTF8.self))
+            return
+        }
+        let pinned = try JSONDecoder().decode(PinFile.self, from: Data(contentsOf: PinnedRunTests.fixture))
+        XCTAssertEqual(Set(pinned.runs.keys), Set(got.keys))
+        for (name, pin) in pinned.runs {
+            let mine = try XCTUnwrap(got[name], name)
+            if fp == pinned.fingerprint {
+                XCTAssertEqual(mine.sha256, pin.sha256, "\(name): final weights are not bit-identical to the pinned run")
+            }
+            XCTAssertEqual(Set(mine.sums.keys), Set(pin.sums.keys), "\(name): tensor names")
+            for (t, v) in pin.sums {
+                guard let m = mine.sums[t] else { continue }
+                for k in 0..<2 {
+                    XCTAssertEqual(m[k], v[k], accuracy: 1e-4 * max(1, abs(v[k])), "\(name) \(t) [\(k)]")
+                }
+            }
+        }
+    }
+}
