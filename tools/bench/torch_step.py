@@ -56,6 +56,18 @@ DATASETS = {
 }
 
 
+def training_mode(cfg):
+    """layer-local or backprop, from the recipe's blocks / local_loss / head_backprop (or the
+    `training` field of configs written before blocks existed)."""
+    if "blocks" not in cfg:
+        return cfg["training"]
+    if cfg["blocks"] in ("per-unit", "per-layer") and cfg["local_loss"] == "spatial-goodness" and not cfg["head_backprop"]:
+        return "layer-local"
+    if cfg["blocks"] == "whole" and cfg["local_loss"] == "none" and cfg["head_backprop"]:
+        return "backprop"
+    return "blocks=%s local_loss=%s head_backprop=%s" % (cfg["blocks"], cfg["local_loss"], cfg["head_backprop"])
+
+
 def partition(alpha, c_last, c, h, w):
     """ASGE eq. 3, as ff_goodness_partition."""
     return min(max(1, math.floor(alpha * c_last / c)), h, w)
@@ -204,8 +216,8 @@ class BPNet(torch.nn.Module):
     def __init__(self, cfg, shape, classes):
         super().__init__()
         channels, pool_after = arch_of(cfg)
-        if cfg["bp_norm"] != "batch" or cfg["pred"] != "last" or cfg["head_input"] != "output":
-            raise SystemExit("torch_step.py: only the bp_norm = batch, pred = last, head_input = output baseline "
+        if cfg.get("conv_norm", cfg.get("bp_norm")) != "batch" or cfg["pred"] != "last" or cfg["head_input"] != "output":
+            raise SystemExit("torch_step.py: only the conv_norm = batch, pred = last, head_input = output baseline "
                              "is replicated for backprop recipes")
         layers = []
         c_in = shape[0]
@@ -328,9 +340,13 @@ def main():
     if cfg.get("accumulate", 1) != 1:
         raise SystemExit("torch_step.py: gradient accumulation is not replicated")
     shape = (c, size, size)
-    if cfg["training"] not in ("layer-local", "backprop"):
-        raise SystemExit("torch_step.py: training = %s is not replicated" % cfg["training"])
-    model = (LayerLocal if cfg["training"] == "layer-local" else Backprop)(cfg, shape, classes, args)
+    mode = training_mode(cfg)
+    if mode not in ("layer-local", "backprop") or cfg["arch"] not in list(ARCHS) + ["custom"]:
+        raise SystemExit("torch_step.py: %s (%s, arch %s) is not replicated; VGG layer-local and backprop "
+                         "recipes are (tools/bench/torch_sff_step.py covers SFF)" % (cfg["name"], mode, cfg["arch"]))
+    if mode == "layer-local" and cfg.get("conv_norm", "none") != "none":
+        raise SystemExit("torch_step.py: layer-local with conv_norm = %s is not replicated" % cfg["conv_norm"])
+    model = (LayerLocal if mode == "layer-local" else Backprop)(cfg, shape, classes, args)
 
     g = torch.Generator().manual_seed(1)
     x = torch.rand(batch, *shape, generator=g)
