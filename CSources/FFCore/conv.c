@@ -759,11 +759,14 @@ void ff_conv2d_backward_input(ff_ctx *ctx, const ff_conv2d_desc *d, const float 
  * Winograd call does tiles * a^2 * C * CO GEMM multiply-adds at ~95 % plus transforms
  * costing about WINO_TF_COST multiply-adds per transformed value (scalar stores into the
  * panels), for the input and output (forward) or input and dY (wgrad) side. Calibrated
- * with `repro bench kernels` on Zen 4 (papers/PERFORMANCE.md). Small channel counts keep
- * im2col: the transforms would dominate and the GEMM depth would be too shallow. F6 is
- * only ever forced or measured (its rounding error is several times F4's). */
+ * with `repro bench kernels` on Zen 4 (papers/PERFORMANCE.md). Below WINO_MIN_CHANNELS
+ * channels the transforms outweigh the multiplications they save, and below
+ * WINO_MIN_MACS the fixed cost of a call (weight transform, buffer set-up, four
+ * thread-pool phases) does: im2col. In bf16 only F2 qualifies (F4 rounds ~10x worse);
+ * F6 is only ever forced or measured. */
 #define WINO_TF_COST 24.0
-#define WINO_MIN_CHANNELS 16
+#define WINO_MIN_CHANNELS 32
+#define WINO_MIN_MACS (1L << 27)
 
 static double wino_cost(const conv_geom *g, int m) {
     double th = (g->OH + m - 1) / m, tw = (g->OW + m - 1) / m, a2 = (double)(m + 2) * (m + 2);
@@ -771,12 +774,14 @@ static double wino_cost(const conv_geom *g, int m) {
     return tiles * a2 * g->C * g->CO / 0.95 + tiles * a2 * (g->C + g->CO) * WINO_TF_COST;
 }
 
-static int auto_algo(const conv_geom *g) {
-    if (!ff_wino_eligible(g) || g->C < WINO_MIN_CHANNELS || g->CO < WINO_MIN_CHANNELS)
+static int auto_algo(const conv_geom *g, int bf16) {
+    double macs = 9.0 * g->n * g->HW * g->C * g->CO;
+    if (!ff_wino_eligible(g) || g->C < WINO_MIN_CHANNELS || g->CO < WINO_MIN_CHANNELS ||
+        macs < (double)WINO_MIN_MACS)
         return FF_CONV_ALGO_IM2COL;
-    double best = 9.0 * g->n * g->HW * g->C * g->CO / 0.85;
+    double best = macs / 0.85;
     int algo = FF_CONV_ALGO_IM2COL;
-    for (int m = 2; m <= 4; m += 2) {
+    for (int m = 2; m <= (bf16 ? 2 : 4); m += 2) {
         double c = wino_cost(g, m);
         if (c < best) {
             best = c;
@@ -807,7 +812,7 @@ static int algo_choice(ff_ctx *ctx, const conv_geom *g, const ff_conv2d_desc *d,
         }
         return FF_CONV_ALGO_MEASURE;
     }
-    return auto_algo(g);
+    return auto_algo(g, ctx->precision == FF_PRECISION_BF16);
 }
 
 int ff_conv2d_algo(ff_ctx *ctx, const ff_conv2d_desc *d, int op) {
@@ -815,7 +820,7 @@ int ff_conv2d_algo(ff_ctx *ctx, const ff_conv2d_desc *d, int op) {
     conv_geom g = make_geom(d);
     if (is_depthwise(&g)) return FF_CONV_ALGO_IM2COL;
     int algo = algo_choice(ctx, &g, d, op == 1 ? CONV_OP_WGRAD : CONV_OP_FWD);
-    return algo == FF_CONV_ALGO_MEASURE ? auto_algo(&g) : algo;
+    return algo == FF_CONV_ALGO_MEASURE ? auto_algo(&g, ctx->precision == FF_PRECISION_BF16) : algo;
 }
 
 static double seconds(void) {

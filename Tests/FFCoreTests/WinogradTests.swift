@@ -153,15 +153,24 @@ final class WinogradTests: XCTestCase {
         let ctx = ff_ctx_create(2)!
         defer { ff_ctx_destroy(ctx) }
         var first = Shape(128, 3, 32, 32, 128, 3, 3, 1, 1, 1, 1, 1).desc
+        var narrow = Shape(128, 16, 32, 32, 16, 3, 3, 1, 1, 1, 1, 1).desc
+        var small = Shape(4, 64, 16, 16, 64, 3, 3, 1, 1, 1, 1, 1).desc
         var strided = Shape(128, 256, 16, 16, 256, 3, 3, 2, 2, 1, 1, 1).desc
         var grouped = Shape(128, 256, 16, 16, 256, 3, 3, 1, 1, 1, 1, 2).desc
         var wide = Shape(128, 256, 16, 16, 256, 3, 3, 1, 1, 1, 1, 1).desc
         XCTAssertEqual(ff_conv2d_algo(ctx, &first, 0), Int32(FF_CONV_ALGO_IM2COL))
+        XCTAssertEqual(ff_conv2d_algo(ctx, &narrow, 0), Int32(FF_CONV_ALGO_IM2COL), "too few channels")
+        XCTAssertEqual(ff_conv2d_algo(ctx, &small, 1), Int32(FF_CONV_ALGO_IM2COL), "too little work per call")
         XCTAssertEqual(ff_conv2d_algo(ctx, &strided, 0), Int32(FF_CONV_ALGO_IM2COL))
         XCTAssertEqual(ff_conv2d_algo(ctx, &grouped, 1), Int32(FF_CONV_ALGO_IM2COL))
         let choice = ff_conv2d_algo(ctx, &wide, 0)
         XCTAssert([FF_CONV_ALGO_WINOGRAD_F2, FF_CONV_ALGO_WINOGRAD_F4].map(Int32.init).contains(choice))
         XCTAssertEqual(ff_conv2d_algo(ctx, &wide, 0), choice)
+        if ff_cpu_has_bf16() != 0 {
+            XCTAssertEqual(ff_ctx_set_precision(ctx, Int32(FF_PRECISION_BF16)), 0)
+            XCTAssert([FF_CONV_ALGO_IM2COL, FF_CONV_ALGO_WINOGRAD_F2].map(Int32.init).contains(ff_conv2d_algo(ctx, &wide, 0)),
+                      "bf16 never picks F4 by itself")
+        }
         // Forcing Winograd on an ineligible descriptor falls back to im2col.
         ff_ctx_set_conv_algo(ctx, Int32(FF_CONV_ALGO_WINOGRAD_F4))
         XCTAssertEqual(ff_conv2d_algo(ctx, &strided, 0), Int32(FF_CONV_ALGO_IM2COL))
