@@ -132,6 +132,81 @@ AI void mat_2d(const float *Mt, int rows, int cols, int tr, const vf *X, vf *Y) 
     for (int r = 0; r < ro; r++) mat_vec(Mt, rows, cols, tr, tmp + r * ri, 1, Y + r * ro, 1);
 }
 
+/* 16 x 16 transpose of r[0..15] (r[i][j] <-> r[j][i]) by the butterfly of block swaps
+ * (8, 4, 2, 1): 64 two-source permutes (vpermt2ps on AVX-512). */
+#define T_LO8 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23
+#define T_HI8 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31
+#define T_LO4 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27
+#define T_HI4 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31
+#define T_LO2 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29
+#define T_HI2 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31
+#define T_LO1 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30
+#define T_HI1 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31
+#define TP(i, j, S)                                                                         \
+    {                                                                                       \
+        vf a_ = r[i], b_ = r[j];                                                            \
+        r[i] = __builtin_shufflevector(a_, b_, T_LO##S);                                    \
+        r[j] = __builtin_shufflevector(a_, b_, T_HI##S);                                    \
+    }
+#define TP2(i, S) TP(i, i + S, S) TP(i + 1, i + 1 + S, S)
+AI void transpose16(vf *r) {
+    TP2(0, 8) TP2(2, 8) TP2(4, 8) TP2(6, 8)
+    TP2(0, 4) TP2(2, 4) TP2(8, 4) TP2(10, 4)
+    TP(0, 2, 2) TP(1, 3, 2) TP(4, 6, 2) TP(5, 7, 2) TP(8, 10, 2) TP(9, 11, 2) TP(12, 14, 2) TP(13, 15, 2)
+    TP(0, 1, 1) TP(2, 3, 1) TP(4, 5, 1) TP(6, 7, 1) TP(8, 9, 1) TP(10, 11, 1) TP(12, 13, 1) TP(14, 15, 1)
+}
+
+typedef uint32_t vu __attribute__((vector_size(64)));
+
+/* bf16 pairs of two vectors, lane by lane: lo (low half) and hi (high half), each rounded
+ * to nearest even as ff_bf16_round (NaN stays a quiet NaN). */
+AI vu bf16_half(vf x) {
+    vu u = (vu)x;
+    vu r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+    vu nan = (vu)((u & 0x7fffffffu) > 0x7f800000u);
+    return (r & ~nan) | (((u >> 16) | 0x40u) & nan);
+}
+AI vi bf16_words(vf lo, vf hi) { return (vi)((bf16_half(lo) & 0xffffu) | (bf16_half(hi) << 16)); }
+
+/* The first n <= 16 lanes of v to dst, or of src into a zeroed vector, as a few
+ * fixed-size moves (a variable-length memcpy would be a library call per store). */
+AI void put_n(void *dst, vf v, int n) {
+    if (n == 16) { memcpy(dst, &v, 64); return; }
+    float t[16];
+    memcpy(t, &v, 64);
+    char *d = dst;
+    const char *q = (const char *)t;
+    if (n & 8) { memcpy(d, q, 32); d += 32; q += 32; }
+    if (n & 4) { memcpy(d, q, 16); d += 16; q += 16; }
+    if (n & 2) { memcpy(d, q, 8); d += 8; q += 8; }
+    if (n & 1) memcpy(d, q, 4);
+}
+AI vf get_n(const float *src, int n) {
+    if (n == 16) return vld(src);
+    float t[16] = {0};
+    char *d = (char *)t;
+    const char *q = (const char *)src;
+    if (n & 8) { memcpy(d, q, 32); d += 32; q += 32; }
+    if (n & 4) { memcpy(d, q, 16); d += 16; q += 16; }
+    if (n & 2) { memcpy(d, q, 8); d += 8; q += 8; }
+    if (n & 1) memcpy(d, q, 4);
+    vf v;
+    memcpy(&v, t, 64);
+    return v;
+}
+/* Lanes [l0, l0 + n) of v to dst. */
+AI void put_lanes(void *dst, vf v, int l0, int n) {
+    float t[32];
+    memcpy(t, &v, 64);
+    const char *q = (const char *)(t + l0);
+    char *d = dst;
+    if (n & 16) { memcpy(d, q, 64); return; }
+    if (n & 8) { memcpy(d, q, 32); d += 32; q += 32; }
+    if (n & 4) { memcpy(d, q, 16); d += 16; q += 16; }
+    if (n & 2) { memcpy(d, q, 8); d += 8; q += 8; }
+    if (n & 1) memcpy(d, q, 4);
+}
+
 /* ---------------------------------------------------------------- plan ----------- */
 
 typedef struct {
@@ -145,7 +220,9 @@ typedef struct {
     long COn, Cm;           /* CO rounded up to NR; C rounded up to MR */
     long Kc;                /* forward GEMM depth in words: C, or ceil(C/2) bf16 pairs */
     long Kt;                /* wgrad GEMM depth in words: Tb, or Tb/2 bf16 pairs */
-    size_t u_words, v_words, m_words, pad_floats;
+    int prows;              /* most tile rows one block touches */
+    int pw;                 /* width of a padded input row, in 16-channel vectors */
+    size_t u_words, v_words, m_words, px_floats, pd_floats;
 } wino_plan;
 
 static long rup(long x, long m) { return (x + m - 1) / m * m; }
@@ -173,16 +250,20 @@ static wino_plan make_wplan(const ff_ctx *ctx, const conv_geom *g, int m, int op
     p.COn = rup(g->CO, nr);
     p.Cm = rup(g->C, mr);
     p.Kc = p.bf16 ? (g->C + 1) / 2 : g->C;
-    /* words per tile in the block buffers */
-    double per_tile = op == CONV_OP_FWD ? (double)p.aa * (p.Kc + p.COn)
-                                        : (double)p.aa * (p.Cm + p.COn) / (p.bf16 ? 2 : 1);
-    static double block_bytes = 0;
-    if (block_bytes == 0) { const char *e = getenv("WINO_BLOCK_MB"); block_bytes = e ? atof(e) * 1048576 : FF_WINO_BLOCK_BYTES; }
-    long tbmax = (long)(block_bytes / 4 / per_tile) / mr * mr;
+    p.pw = p.tw * m + 2;
+    /* Words per tile in the block buffers: the GEMM operands and output, and the padded
+     * 16-channel copies of the input (a rows of m + 2/tw columns per tile) and of dY. */
+    double px = (double)p.ncg * 16 * p.a * ((double)p.pw / p.tw);
+    double per_tile = op == CONV_OP_FWD
+        ? (double)p.aa * (p.Kc + p.COn) + px
+        : (double)p.aa * (p.Cm + p.COn) / (p.bf16 ? 2 : 1) + px + (double)p.ncog * 16 * m * m;
+    long tbmax = (long)((double)FF_WINO_BLOCK_BYTES / 4 / per_tile) / mr * mr;
     if (tbmax < mr) tbmax = mr;
     p.nblocks = (p.T + tbmax - 1) / tbmax;
     p.Tb = rup((p.T + p.nblocks - 1) / p.nblocks, mr); /* mr is even: bf16 tile pairs fit */
     p.Kt = p.bf16 ? p.Tb / 2 : p.Tb;
+    p.prows = (int)ff_min_l((p.Tb - 1) / p.tw + 2, (long)g->n * p.th);
+    p.px_floats = (size_t)p.prows * p.ncg * p.a * p.pw * 16;
     if (op == CONV_OP_FWD) {
         p.u_words = (size_t)p.aa * p.COn * p.Kc;
         p.v_words = (size_t)p.aa * p.Tb * p.Kc;
@@ -191,8 +272,8 @@ static wino_plan make_wplan(const ff_ctx *ctx, const conv_geom *g, int m, int op
         p.u_words = (size_t)p.aa * p.Cm * p.COn;
         p.v_words = (size_t)p.aa * p.Kt * p.Cm;
         p.m_words = (size_t)p.aa * p.Kt * p.COn;
+        p.pd_floats = (size_t)p.prows * p.ncog * m * (p.tw * m) * 16;
     }
-    p.pad_floats = (size_t)p.a * (p.tw * m + 2) * 16;
     return p;
 }
 
@@ -202,7 +283,8 @@ void ff_wino_scratch_floats(const ff_ctx *ctx, const conv_geom *g, int m, int op
     slots[0][0] = p.v_words;
     slots[0][1] = p.m_words;
     slots[0][2] = p.u_words;
-    for (int t = 0; t < ff_ctx_threads(ctx); t++) slots[t][3] = p.pad_floats;
+    slots[0][3] = p.px_floats;
+    slots[0][4] = p.pd_floats;
 }
 
 typedef struct {
@@ -211,55 +293,14 @@ typedef struct {
     const float *x, *w, *bias, *dy;
     float *y, *dw, *dbias;
     uint32_t *U, *V, *Mb; /* U (or dU), V, M (or DY) */
-    float *pad[FF_MAX_THREADS];
+    vf *px, *pd;          /* padded 16-channel copies of the block's input and dY rows */
     long t0, nt;          /* current block */
     long r0;              /* first tile row of the block */
 } wino_job;
 
 static const float *bt_of(int m) { return m == 2 ? BT_2 : m == 4 ? BT_4 : BT_6; }
-
-/* ---------------------------------------------------------------- weights -------- */
-
-/* U[xi] for 16 output channels at a time (lanes = co), all input channels. fp32 panel
- * element (co, ci) of xi: U + xi*COn*Kc + (co/nr)*Kc*nr + ci*nr + co%nr; bf16 pairs ci. */
-AI void wtf_body(void *arg, long b, long e, int tid, int m) {
-    (void)tid;
-    wino_job *j = arg;
-    const wino_plan *p = &j->p;
-    const conv_geom *g = &p->g;
-    const int a = m + 2, nr = p->u.nr;
-    const float *Gm = m == 2 ? G_2 : m == 4 ? G_4 : G_6;
-    for (long cg = b; cg < e; cg++) {
-        const int co0 = (int)cg * 16, nl = ff_min_i(16, g->CO - co0);
-        for (int ci = 0; ci < g->C; ci += p->bf16 ? 2 : 1) {
-            vf u2[2][64];
-            for (int h = 0; h < (p->bf16 ? 2 : 1); h++) {
-                vf k9[9];
-                for (int q = 0; q < 9; q++) k9[q] = vsplat(0.0f);
-                if (ci + h < g->C)
-                    for (int l = 0; l < nl; l++)
-                        for (int q = 0; q < 9; q++)
-                            k9[q][l] = j->w[((long)(co0 + l) * g->C + ci + h) * 9 + q];
-                mat_2d(Gm, a, 3, 0, k9, u2[h]);
-            }
-            /* 16 | nr on the AVX levels: the 16 lanes are one contiguous run of a panel row. */
-            const size_t at = (size_t)(co0 / nr) * p->Kc * nr + (size_t)(p->bf16 ? ci / 2 : ci) * nr + co0 % nr;
-            for (int xi = 0; xi < a * a; xi++) {
-                uint32_t *base = j->U + (size_t)xi * p->COn * p->Kc + at;
-                if (p->bf16) {
-                    for (int l = 0; l < nl; l++) base[l] = ff_bf16_pair(u2[0][xi][l], u2[1][xi][l]);
-                } else if (nl == 16 && nr % 16 == 0) {
-                    vst((float *)base, u2[0][xi]);
-                } else {
-                    for (int l = 0; l < nl; l++) {
-                        const int co = co0 + l;
-                        ((float *)j->U)[(size_t)xi * p->COn * p->Kc + (size_t)(co / nr) * p->Kc * nr + (size_t)ci * nr + co % nr] = u2[0][xi][l];
-                    }
-                }
-            }
-        }
-    }
-}
+static const float *g_of(int m) { return m == 2 ? G_2 : m == 4 ? G_4 : G_6; }
+static const float *at_of(int m) { return m == 2 ? AT_2 : m == 4 ? AT_4 : AT_6; }
 
 #define WINO_VARIANTS(name)                                                                     \
     AI void name##_any(void *a, long b, long e, int t) {                                        \
@@ -277,72 +318,153 @@ AI void wtf_body(void *arg, long b, long e, int tid, int m) {
     }                                                                                           \
     static const ff_task_fn name##_fns[3] = {name##_scalar, name##_avx2, name##_avx512};
 
+/* 16 rows of `len` <= 16 floats (row l at src + l*stride, rows >= nl are zero) transposed
+ * into len vectors out[0..len) (vector j holds element j of every row). */
+AI void gather16(const float *src, long stride, int nl, int len, vf *out) {
+    vf r[16];
+    for (int l = 0; l < 16; l++)
+        r[l] = l >= nl ? vsplat(0.0f) : get_n(src + l * stride, len);
+    transpose16(r);
+    for (int j = 0; j < len; j++) out[j] = r[j];
+}
+
+/* ---------------------------------------------------------------- weights -------- */
+
+/* U[xi] for 16 output channels at a time (lanes = co): the 9*C weights of each output
+ * channel are read in runs of 16 and transposed, so 16 input channels' 3x3 kernels arrive
+ * as vectors over co. fp32 element (co, ci) of xi: U + xi*COn*Kc + (co/nr)*Kc*nr + ci*nr +
+ * co%nr; bf16 pairs ci. */
+AI void wtf_body(void *arg, long b, long e, int tid, int m) {
+    (void)tid;
+    wino_job *j = arg;
+    const wino_plan *p = &j->p;
+    const conv_geom *g = &p->g;
+    const int a = m + 2, nr = p->u.nr;
+    const float *Gm = g_of(m);
+    const long K9 = 9L * g->C;
+    for (long cg = b; cg < e; cg++) {
+        const int co0 = (int)cg * 16, nl = ff_min_i(16, g->CO - co0);
+        for (int ci0 = 0; ci0 < g->C; ci0 += 16) {
+            const int nci = ff_min_i(16, g->C - ci0);
+            vf k[144 + 16];
+            for (long q0 = 0; q0 < 9L * nci; q0 += 16)
+                gather16(j->w + (long)co0 * K9 + 9L * ci0 + q0, K9, nl, (int)ff_min_l(16, 9L * nci - q0), k + q0);
+            for (int ci = 0; ci < nci; ci += p->bf16 ? 2 : 1) {
+                vf u2[2][64];
+                for (int h = 0; h < (p->bf16 ? 2 : 1); h++) {
+                    if (ci + h < nci) {
+                        mat_2d(Gm, a, 3, 0, k + 9 * (ci + h), u2[h]);
+                    } else {
+                        for (int xi = 0; xi < a * a; xi++) u2[h][xi] = vsplat(0.0f);
+                    }
+                }
+                const int c = ci0 + ci;
+                for (int xi = 0; xi < a * a; xi++) {
+                    uint32_t *row = j->U + (size_t)xi * p->COn * p->Kc + (size_t)(p->bf16 ? c / 2 : c) * nr;
+                    if (nr % 16 == 0) {
+                        uint32_t *dst = row + (size_t)(co0 / nr) * p->Kc * nr + co0 % nr;
+                        put_n(dst, p->bf16 ? (vf)bf16_words(u2[0][xi], u2[1][xi]) : u2[0][xi], nl);
+                    } else {
+                        for (int l = 0; l < nl; l++)
+                            ((float *)row)[(size_t)((co0 + l) / nr) * p->Kc * nr + (co0 + l) % nr] = u2[0][xi][l];
+                    }
+                }
+            }
+        }
+    }
+}
 WINO_VARIANTS(wtf)
 
 /* ---------------------------------------------------------------- input tiles ---- */
 
-/* Item = (tile row of the block, 16-channel group). The a input rows of the tile row
- * (columns -1 .. m*tw) go to a zero-padded buffer of 16-channel vectors, then every tile
- * of the row in the block is transformed and stored in panel layout: forward as the A
- * operand (rows = tiles, depth = channels), wgrad as the B operand (depth = tiles,
- * lanes = channels). */
-AI void itf_body(void *arg, long b, long e, int tid, int m) {
+/* Tile row R = r0 + it / ncg of the block, 16-channel group it % ncg: its a input rows
+ * (columns -1 .. m*tw) as 16-channel vectors, zero outside the image, at
+ * px + ((R - r0)*ncg + cg) * a * pw. */
+AI void ipad_body(void *arg, long b, long e, int tid, int m) {
+    (void)tid;
     wino_job *j = arg;
     const wino_plan *p = &j->p;
     const conv_geom *g = &p->g;
-    const int a = m + 2, aa = a * a, mr = p->u.mr;
-    const int fwd = j->dy == NULL || j->y != NULL;
-    const float *BT = bt_of(m);
-    vf *pad = (vf *)j->pad[tid];
+    const int a = m + 2, pw = p->pw;
     for (long it = b; it < e; it++) {
         const long R = j->r0 + it / p->ncg;
         const int cg = (int)(it % p->ncg), c0 = cg * 16, nl = ff_min_i(16, g->C - c0);
         const int img = (int)(R / p->th), ti = (int)(R % p->th);
-        const long rt0 = R * p->tw;
-        const int tj0 = (int)ff_max_l(0, j->t0 - rt0), tj1 = (int)ff_min_l(p->tw, j->t0 + j->nt - rt0);
-        const int width = m * (tj1 - tj0) + 2, col0 = m * tj0 - 1;
         const float *xb = j->x + ((long)img * g->C + c0) * g->inHW;
-        long laneoff[16];
-        for (int l = 0; l < 16; l++) laneoff[l] = (long)((c0 + l) / mr) * p->Kt * mr + (c0 + l) % mr;
-        for (int r = 0; r < a; r++) {
+        vf *dst = j->px + ((R - j->r0) * p->ncg + cg) * a * pw;
+        for (int r = 0; r < a; r++, dst += pw) {
             const int ih = m * ti - 1 + r;
-            vf *row = pad + (long)r * width;
-            for (int c = 0; c < width; c++) row[c] = vsplat(0.0f);
-            if (ih < 0 || ih >= g->H) continue;
-            const int lo = ff_max_i(0, -col0), hi = ff_min_i(width, g->W - col0);
-            for (int l = 0; l < nl; l++) {
-                const float *src = xb + (long)l * g->inHW + (long)ih * g->W + col0;
-                for (int c = lo; c < hi; c++) row[c][l] = src[c];
+            if (ih < 0 || ih >= g->H) {
+                for (int c = 0; c < pw; c++) dst[c] = vsplat(0.0f);
+                continue;
             }
+            /* column iw of the image at dst[1 + iw]; the padding columns are zero */
+            dst[0] = vsplat(0.0f);
+            for (int c = 1 + g->W; c < pw; c++) dst[c] = vsplat(0.0f);
+            for (int iw = 0; iw < g->W; iw += 16)
+                gather16(xb + (long)ih * g->W + iw, g->inHW, nl, ff_min_i(16, g->W - iw), dst + 1 + iw);
         }
-        for (int tj = tj0; tj < tj1; tj++) {
+    }
+}
+WINO_VARIANTS(ipad)
+
+/* Item = (panel of mr tiles of the block, 16-channel group). Each tile's patch comes from
+ * the padded rows, is transformed (B^T d B), and stored in panel layout:
+ *  forward: the A operand, rows = tiles, depth = channels: the 16 channel vectors of the
+ *           panel's tiles are transposed so each channel's mr tile values are one run;
+ *  wgrad:   the A operand over tiles, rows = channels: (ci, tile k) at
+ *           (ci/mr)*Kt*mr + k*mr + ci%mr, runs of channels per tile. */
+AI void itf_body(void *arg, long b, long e, int tid, int m) {
+    (void)tid;
+    wino_job *j = arg;
+    const wino_plan *p = &j->p;
+    const conv_geom *g = &p->g;
+    const int a = m + 2, aa = a * a, mr = p->u.mr, pw = p->pw;
+    const int fwd = j->y != NULL;
+    const float *BT = bt_of(m);
+    vf st[64 * 16];
+    for (long it = b; it < e; it++) {
+        const long panel = it / p->ncg;
+        const int cg = (int)(it % p->ncg), c0 = cg * 16, nl = ff_min_i(16, g->C - c0);
+        for (int i = 0; i < 16; i++) {
+            const long lt = panel * mr + i;
+            if (i >= mr || lt >= j->nt) {
+                for (int xi = 0; xi < aa; xi++) st[xi * 16 + i] = vsplat(0.0f);
+                continue;
+            }
+            const long t = j->t0 + lt, R = t / p->tw;
+            const int tj = (int)(t % p->tw);
+            const vf *src = j->px + ((R - j->r0) * p->ncg + cg) * a * pw + m * tj;
             vf d[64], v[64];
             for (int r = 0; r < a; r++)
-                for (int c = 0; c < a; c++) d[r * a + c] = pad[(long)r * width + m * (tj - tj0) + c];
+                for (int c = 0; c < a; c++) d[r * a + c] = src[(long)r * pw + c];
             mat_2d(BT, a, a, 0, d, v);
-            const long lt = rt0 + tj - j->t0;
-            if (fwd) {
-                /* A panel: word (depth k, row i) of panel q at q*Kc*mr + k*mr + i */
-                const size_t tile_at = (size_t)(lt / mr) * p->Kc * mr + lt % mr;
-                for (int xi = 0; xi < aa; xi++) {
-                    uint32_t *base = j->V + (size_t)xi * p->Tb * p->Kc + tile_at;
-                    if (p->bf16) {
-                        for (int l = 0; l < nl; l += 2)
-                            base[(size_t)((c0 + l) / 2) * mr] = ff_bf16_pair(v[xi][l], v[xi][l + 1]);
-                    } else {
-                        for (int l = 0; l < nl; l++) ((float *)base)[(size_t)(c0 + l) * mr] = v[xi][l];
-                    }
+            for (int xi = 0; xi < aa; xi++) st[xi * 16 + i] = v[xi];
+        }
+        const int ntile = (int)ff_min_l(mr, j->nt - panel * mr);
+        if (fwd) {
+            for (int xi = 0; xi < aa; xi++) {
+                vf *r = st + xi * 16;
+                transpose16(r); /* r[k] = channel c0 + k over the panel's tiles */
+                uint32_t *base = j->V + (size_t)xi * p->Tb * p->Kc + (size_t)panel * p->Kc * mr;
+                if (p->bf16) {
+                    for (int k = 0; k < nl; k += 2)
+                        put_n(base + (size_t)((c0 + k) / 2) * mr, (vf)bf16_words(r[k], r[k + 1]), mr);
+                } else {
+                    for (int k = 0; k < nl; k++) put_n(base + (size_t)(c0 + k) * mr, r[k], mr);
                 }
-            } else {
-                /* A panel over tiles: (row ci, tile k) at (ci/mr)*Kt*mr + k*mr + ci%mr */
+            }
+        } else {
+            for (int i = 0; i < ntile; i += p->bf16 ? 2 : 1) {
+                const long lt = panel * mr + i;
                 const size_t k_at = (size_t)(p->bf16 ? lt / 2 : lt) * mr;
                 for (int xi = 0; xi < aa; xi++) {
                     uint32_t *base = j->V + (size_t)xi * p->Kt * p->Cm + k_at;
-                    if (p->bf16) {
-                        uint16_t *h = (uint16_t *)base + (lt & 1);
-                        for (int l = 0; l < nl; l++) h[2 * laneoff[l]] = ff_bf16_round(v[xi][l]);
-                    } else {
-                        for (int l = 0; l < nl; l++) ((float *)base)[laneoff[l]] = v[xi][l];
+                    const vf vals = p->bf16 ? (vf)bf16_words(st[xi * 16 + i], st[xi * 16 + i + 1]) : st[xi * 16 + i];
+                    for (int l = 0; l < nl;) {
+                        const int ci = c0 + l, run = ff_min_i(nl - l, mr - ci % mr);
+                        put_lanes(base + (size_t)(ci / mr) * p->Kt * mr + ci % mr, vals, l, run);
+                        l += run;
                     }
                 }
             }
@@ -351,52 +473,75 @@ AI void itf_body(void *arg, long b, long e, int tid, int m) {
 }
 WINO_VARIANTS(itf)
 
-/* dY tiles (wgrad): m x m output patches, zero past OH/OW, transformed by A . A^T and
- * stored as the B operand over tiles: (tile k, lane co) at (co/nr)*Kt*nr + k*nr + co%nr. */
-AI void dtf_body(void *arg, long b, long e, int tid, int m) {
+/* Tile row R = r0 + it / ncog, group it % ncog of dY: its m output rows (columns
+ * 0 .. m*tw), zero past OH/OW, at pd + ((R - r0)*ncog + cg) * m * (m*tw). */
+AI void dpad_body(void *arg, long b, long e, int tid, int m) {
+    (void)tid;
     wino_job *j = arg;
     const wino_plan *p = &j->p;
     const conv_geom *g = &p->g;
-    const int a = m + 2, aa = a * a, nr = p->u.nr;
-    const float *AT = m == 2 ? AT_2 : m == 4 ? AT_4 : AT_6;
-    vf *pad = (vf *)j->pad[tid];
+    const int width = m * p->tw;
     for (long it = b; it < e; it++) {
         const long R = j->r0 + it / p->ncog;
         const int cg = (int)(it % p->ncog), c0 = cg * 16, nl = ff_min_i(16, g->CO - c0);
         const int img = (int)(R / p->th), ti = (int)(R % p->th);
-        const long rt0 = R * p->tw;
-        const int tj0 = (int)ff_max_l(0, j->t0 - rt0), tj1 = (int)ff_min_l(p->tw, j->t0 + j->nt - rt0);
-        const int width = m * (tj1 - tj0), col0 = m * tj0;
         const float *db = j->dy + ((long)img * g->CO + c0) * g->HW;
-        for (int r = 0; r < m; r++) {
+        vf *dst = j->pd + ((R - j->r0) * p->ncog + cg) * m * width;
+        for (int r = 0; r < m; r++, dst += width) {
             const int oh = m * ti + r;
-            vf *row = pad + (long)r * width;
-            for (int c = 0; c < width; c++) row[c] = vsplat(0.0f);
-            if (oh >= g->OH) continue;
-            const int hi = ff_min_i(width, g->OW - col0);
-            for (int l = 0; l < nl; l++) {
-                const float *src = db + (long)l * g->HW + (long)oh * g->OW + col0;
-                for (int c = 0; c < hi; c++) row[c][l] = src[c];
+            if (oh >= g->OH) {
+                for (int c = 0; c < width; c++) dst[c] = vsplat(0.0f);
+                continue;
             }
+            for (int c = g->OW; c < width; c++) dst[c] = vsplat(0.0f);
+            for (int c = 0; c < g->OW; c += 16)
+                gather16(db + (long)oh * g->OW + c, g->HW, nl, ff_min_i(16, g->OW - c), dst + c);
         }
-        for (int tj = tj0; tj < tj1; tj++) {
-            vf d[36], v[64];
-            for (int r = 0; r < m; r++)
-                for (int c = 0; c < m; c++) d[r * m + c] = pad[(long)r * width + m * (tj - tj0) + c];
-            mat_2d(AT, m, a, 1, d, v);
-            const long lt = rt0 + tj - j->t0;
+    }
+}
+WINO_VARIANTS(dpad)
+
+/* dY tiles (wgrad), item = (panel of mr tiles, 16-channel group): A dY A^T stored as the B
+ * operand over tiles: (tile k, lane co) at (co/nr)*Kt*nr + k*nr + co%nr (bf16: tile pairs). */
+AI void dtf_body(void *arg, long b, long e, int tid, int m) {
+    (void)tid;
+    wino_job *j = arg;
+    const wino_plan *p = &j->p;
+    const conv_geom *g = &p->g;
+    const int a = m + 2, aa = a * a, mr = p->u.mr, nr = p->u.nr, width = m * p->tw;
+    const float *AT = at_of(m);
+    for (long it = b; it < e; it++) {
+        const long panel = it / p->ncog;
+        const int cg = (int)(it % p->ncog), c0 = cg * 16, nl = ff_min_i(16, g->CO - c0);
+        const int ntile = (int)ff_min_l(mr, j->nt - panel * mr);
+        for (int i = 0; i < ntile; i += p->bf16 ? 2 : 1) {
+            vf v[2][64];
+            for (int h = 0; h < (p->bf16 ? 2 : 1); h++) {
+                const long lt = panel * mr + i + h;
+                if (i + h >= ntile) {
+                    for (int xi = 0; xi < aa; xi++) v[h][xi] = vsplat(0.0f);
+                    continue;
+                }
+                const long t = j->t0 + lt, R = t / p->tw;
+                const int tj = (int)(t % p->tw);
+                const vf *src = j->pd + ((R - j->r0) * p->ncog + cg) * m * width + m * tj;
+                vf d[36];
+                for (int r = 0; r < m; r++)
+                    for (int c = 0; c < m; c++) d[r * m + c] = src[(long)r * width + c];
+                mat_2d(AT, m, a, 1, d, v[h]);
+            }
+            const long lt = panel * mr + i;
             const size_t at = (size_t)(c0 / nr) * p->Kt * nr + (size_t)(p->bf16 ? lt / 2 : lt) * nr + c0 % nr;
             for (int xi = 0; xi < aa; xi++) {
                 uint32_t *base = j->Mb + (size_t)xi * p->Kt * p->COn + at;
                 if (p->bf16) {
-                    uint16_t *h = (uint16_t *)base + (lt & 1);
-                    for (int l = 0; l < nl; l++) h[2 * l] = ff_bf16_round(v[xi][l]);
-                } else if (nl == 16 && nr % 16 == 0) {
-                    vst((float *)base, v[xi]);
+                    put_n(base, (vf)bf16_words(v[0][xi], v[1][xi]), nl);
+                } else if (nr % 16 == 0) {
+                    put_n(base, v[0][xi], nl);
                 } else {
                     /* lanes may cross into the next panel (baseline level: nr = 8) */
                     float *f = (float *)j->Mb + (size_t)xi * p->Kt * p->COn + (size_t)lt * nr;
-                    for (int l = 0; l < nl; l++) f[(size_t)((c0 + l) / nr) * p->Kt * nr + (c0 + l) % nr] = v[xi][l];
+                    for (int l = 0; l < nl; l++) f[(size_t)((c0 + l) / nr) * p->Kt * nr + (c0 + l) % nr] = v[0][xi][l];
                 }
             }
         }
@@ -461,15 +606,18 @@ static void wgemm_task(void *arg, long b, long e, int tid) {
 
 /* ---------------------------------------------------------------- outputs -------- */
 
-/* Forward output transform of tiles [b, e) of the block, all output channels. */
+/* Forward output transform of tiles [b, e) of the block, all output channels: A^T M A +
+ * bias, ReLU, then the 16 channel vectors of the tile's pixels are transposed so every
+ * channel's rows go out as runs of m floats. */
 AI void otf_body(void *arg, long b, long e, int tid, int m) {
     (void)tid;
     wino_job *j = arg;
     const wino_plan *p = &j->p;
     const conv_geom *g = &p->g;
-    const int a = m + 2, aa = a * a;
-    const float *AT = m == 2 ? AT_2 : m == 4 ? AT_4 : AT_6;
+    const int a = m + 2, aa = a * a, npix = m * m, groups = (npix + 15) / 16;
+    const float *AT = at_of(m);
     const float *M = (const float *)j->Mb;
+    float pix[16 * 48];
     for (long lt = b; lt < e; lt++) {
         const long t = j->t0 + lt;
         const int img = (int)(t / ((long)p->th * p->tw));
@@ -477,52 +625,74 @@ AI void otf_body(void *arg, long b, long e, int tid, int m) {
         const int rows = ff_min_i(m, g->OH - m * ti), cols = ff_min_i(m, g->OW - m * tj);
         for (int cg = 0; cg < p->ncog; cg++) {
             const int c0 = cg * 16, nl = ff_min_i(16, g->CO - c0);
-            vf mv[64], y[36];
+            vf mv[64], y[48];
             for (int xi = 0; xi < aa; xi++) {
                 const float *src = M + ((size_t)xi * p->Tb + lt) * p->COn + c0;
-                mv[xi] = c0 + 16 <= p->COn ? vld(src) : vld_n(src, p->COn - c0);
+                mv[xi] = get_n(src, (int)ff_min_l(16, p->COn - c0));
             }
             mat_2d(AT, m, a, 0, mv, y);
             vf bias = vsplat(0.0f);
-            if (j->bias) {
-                if (nl == 16) bias = vld(j->bias + c0);
-                else bias = vld_n(j->bias + c0, nl);
+            if (j->bias) bias = get_n(j->bias + c0, nl);
+            for (int q = 0; q < groups * 16; q++) {
+                if (q >= npix) { y[q] = vsplat(0.0f); continue; }
+                y[q] = y[q] + bias;
+                if (j->relu) y[q] = vsel((vi)(y[q] > 0.0f), y[q], vsplat(0.0f));
+            }
+            for (int gq = 0; gq < groups; gq++) {
+                transpose16(y + 16 * gq); /* y[16*gq + l] = channel l, pixels 16*gq .. */
+                for (int l = 0; l < nl; l++) vst(pix + l * 48 + 16 * gq, y[16 * gq + l]);
             }
             float *yb = j->y + ((long)img * g->CO + c0) * g->HW + (long)(m * ti) * g->OW + m * tj;
-            for (int r = 0; r < rows; r++)
-                for (int c = 0; c < cols; c++) {
-                    vf v = y[r * m + c] + bias;
-                    if (j->relu) v = vsel((vi)(v > 0.0f), v, vsplat(0.0f));
-                    for (int l = 0; l < nl; l++) yb[(long)l * g->HW + (long)r * g->OW + c] = v[l];
+            for (int l = 0; l < nl; l++)
+                for (int r = 0; r < rows; r++) {
+                    float *d = yb + (long)l * g->HW + (long)r * g->OW;
+                    const float *q = pix + l * 48 + r * m;
+                    if (cols == m && m == 4) memcpy(d, q, 16);
+                    else if (cols == m && m == 2) memcpy(d, q, 8);
+                    else for (int c = 0; c < cols; c++) d[c] = q[c];
                 }
         }
     }
 }
 WINO_VARIANTS(otf)
 
-/* Wgrad: dw[co][ci] = G^T dU G; item = input channel, 16 output channels at a time. */
+/* Wgrad: dw[co][ci] = G^T dU G; item = 16 input channels, 16 output channels at a time;
+ * the results are transposed so each output channel's 16 x 9 weights go out as one run. */
 AI void wout_body(void *arg, long b, long e, int tid, int m) {
     (void)tid;
     wino_job *j = arg;
     const wino_plan *p = &j->p;
     const conv_geom *g = &p->g;
     const int a = m + 2, aa = a * a;
-    const float *Gm = m == 2 ? G_2 : m == 4 ? G_4 : G_6;
+    const float *Gm = g_of(m);
     const float *dU = (const float *)j->U;
-    for (long ci = b; ci < e; ci++)
+    for (long it = b; it < e; it++) {
+        const int ci0 = (int)it * 16, nci = ff_min_i(16, g->C - ci0);
         for (int cg = 0; cg < p->ncog; cg++) {
             const int c0 = cg * 16, nl = ff_min_i(16, g->CO - c0);
-            vf u[64], k9[9];
-            for (int xi = 0; xi < aa; xi++) {
-                const float *src = dU + ((size_t)xi * p->Cm + ci) * p->COn + c0;
-                u[xi] = c0 + 16 <= p->COn ? vld(src) : vld_n(src, p->COn - c0);
+            vf k[144 + 16];
+            for (int ci = 0; ci < nci; ci++) {
+                vf u[64];
+                for (int xi = 0; xi < aa; xi++) {
+                    const float *src = dU + ((size_t)xi * p->Cm + ci0 + ci) * p->COn + c0;
+                    u[xi] = get_n(src, (int)ff_min_l(16, p->COn - c0));
+                }
+                mat_2d(Gm, a, 3, 1, u, k + 9 * ci);
             }
-            mat_2d(Gm, a, 3, 1, u, k9);
-            float *dst = j->dw + ((long)c0 * g->C + ci) * 9;
-            for (int l = 0; l < nl; l++)
-                for (int q = 0; q < 9; q++)
-                    dst[(long)l * g->C * 9 + q] = j->accumulate ? dst[(long)l * g->C * 9 + q] + k9[q][l] : k9[q][l];
+            const int len = 9 * nci;
+            for (int q0 = 0; q0 < len; q0 += 16) {
+                const int n = ff_min_i(16, len - q0);
+                vf *r = k + q0;
+                for (int q = n; q < 16; q++) r[q] = vsplat(0.0f);
+                transpose16(r); /* r[l] = output channel c0 + l, weights q0 .. q0 + n */
+                for (int l = 0; l < nl; l++) {
+                    float *dst = j->dw + ((long)(c0 + l) * g->C + ci0) * 9 + q0;
+                    if (j->accumulate) r[l] = r[l] + get_n(dst, n);
+                    put_n(dst, r[l], n);
+                }
+            }
         }
+    }
 }
 WINO_VARIANTS(wout)
 
@@ -557,13 +727,16 @@ static void *scratch_or_die(ff_ctx *ctx, int tid, int slot, size_t floats) {
     return s;
 }
 
+/* All block buffers are shared: the calling thread takes them from its arenas before the
+ * parallel phases start. */
 static void setup(ff_ctx *ctx, wino_job *j, const conv_geom *g, int m, int op) {
     j->p = make_wplan(ctx, g, m, op);
     j->simd = ff_ctx_simd(ctx);
     j->U = scratch_or_die(ctx, 0, 2, j->p.u_words);
     j->V = scratch_or_die(ctx, 0, 0, j->p.v_words);
     j->Mb = scratch_or_die(ctx, 0, 1, j->p.m_words);
-    for (int t = 0; t < ff_ctx_threads(ctx); t++) j->pad[t] = scratch_or_die(ctx, t, 3, j->p.pad_floats);
+    j->px = scratch_or_die(ctx, 0, 3, j->p.px_floats);
+    j->pd = j->p.pd_floats ? scratch_or_die(ctx, 0, 4, j->p.pd_floats) : NULL;
 }
 
 /* Tile rows touched by tiles [t0, t0 + nt). */
@@ -572,29 +745,39 @@ static long block_rows(const wino_plan *p, long t0, long nt, long *r0) {
     return (t0 + nt - 1) / p->tw + 1 - *r0;
 }
 
+/* Zeroes `lanes` floats at column `col` of every row of a panel buffer region: count rows
+ * of stride `ld` floats starting at base. Padding must hold zeros, never stale values. */
+static void zero_lanes(uint32_t *base, long count, long ld, long col, long lanes) {
+    if (lanes <= 0) return;
+    for (long r = 0; r < count; r++) memset(base + r * ld + col, 0, (size_t)lanes * 4);
+}
+
 void ff_wino_forward(ff_ctx *ctx, const conv_geom *g, int m, const float *x, const float *w,
                      const float *bias, float *y, int relu) {
     wino_job job, *j = &job;
     memset(j, 0, sizeof *j);
     setup(ctx, j, g, m, CONV_OP_FWD);
     const wino_plan *p = &j->p;
+    const int nr = p->u.nr;
     j->relu = relu;
     j->x = x;
     j->w = w;
     j->bias = bias;
     j->y = y;
-    /* Padding lanes and rows of the panels must hold zeros (never NaN garbage). */
-    memset(j->U, 0, p->u_words * 4);
-    memset(j->V, 0, p->v_words * 4);
     ff_parallel_for(ctx, p->ncog, 1, wtf_fns[j->simd], j);
-    const long ncp = p->COn / p->u.nr;
+    /* Output-channel lanes past the last 16-channel group (only when 32 | nr). */
+    for (int xi = 0; xi < p->aa; xi++)
+        zero_lanes(j->U + (size_t)xi * p->COn * p->Kc + (size_t)(p->COn / nr - 1) * p->Kc * nr, p->Kc, nr,
+                   (p->ncog * 16) % nr, p->COn - p->ncog * 16);
+    const long ncp = p->COn / nr;
     const long items = (long)p->aa * ((ncp + WINO_PANELS_PER_ITEM - 1) / WINO_PANELS_PER_ITEM);
     for (long blk = 0; blk < p->nblocks; blk++) {
         j->t0 = blk * p->Tb;
         j->nt = ff_min_l(p->Tb, p->T - j->t0);
-        if (j->nt < p->Tb && blk > 0) memset(j->V, 0, p->v_words * 4);
         long rows = block_rows(p, j->t0, j->nt, &j->r0);
-        ff_parallel_for(ctx, rows * p->ncg, 1, itf_fns[j->simd], j);
+        long panels = (j->nt + p->u.mr - 1) / p->u.mr;
+        ff_parallel_for(ctx, rows * p->ncg, 1, ipad_fns[j->simd], j);
+        ff_parallel_for(ctx, panels * p->ncg, 1, itf_fns[j->simd], j);
         ff_parallel_for(ctx, items, 1, fgemm_task, j);
         ff_parallel_for(ctx, j->nt, 4, otf_fns[j->simd], j);
     }
@@ -606,27 +789,45 @@ void ff_wino_backward_weight(ff_ctx *ctx, const conv_geom *g, int m, const float
     memset(j, 0, sizeof *j);
     setup(ctx, j, g, m, CONV_OP_WGRAD);
     const wino_plan *p = &j->p;
+    const int mr = p->u.mr, nr = p->u.nr;
     j->x = x;
     j->dy = dy;
     j->dw = dw;
     j->dbias = dbias;
     j->accumulate = accumulate;
-    memset(j->V, 0, p->v_words * 4);
-    memset(j->Mb, 0, p->m_words * 4);
-    const long ncp = p->COn / p->u.nr;
+    /* Input-channel rows past C (last A panel) and output-channel lanes past the last
+     * 16-channel group (last B panel): written by no transform, read by the GEMM. */
+    for (int xi = 0; xi < p->aa; xi++) {
+        zero_lanes(j->V + (size_t)xi * p->Kt * p->Cm + (size_t)(p->Cm / mr - 1) * p->Kt * mr, p->Kt, mr,
+                   g->C % mr, g->C % mr ? mr - g->C % mr : 0);
+        zero_lanes(j->Mb + (size_t)xi * p->Kt * p->COn + (size_t)(p->COn / nr - 1) * p->Kt * nr, p->Kt, nr,
+                   (p->ncog * 16) % nr, p->COn - p->ncog * 16);
+    }
+    const long ncp = p->COn / nr;
     const long items = (long)p->aa * ((ncp + WINO_PANELS_PER_ITEM - 1) / WINO_PANELS_PER_ITEM);
     for (long blk = 0; blk < p->nblocks; blk++) {
         j->t0 = blk * p->Tb;
         j->nt = ff_min_l(p->Tb, p->T - j->t0);
-        if (j->nt < p->Tb && blk > 0) {
-            memset(j->V, 0, p->v_words * 4);
-            memset(j->Mb, 0, p->m_words * 4);
+        if (j->nt < p->Tb) {
+            /* Depth (tile) rows past the block's last tile: zero in both operands. */
+            const long k0 = p->bf16 ? (j->nt + 1) / 2 : j->nt;
+            for (int xi = 0; xi < p->aa; xi++) {
+                for (long q = 0; q < p->Cm / mr; q++)
+                    memset(j->V + (size_t)xi * p->Kt * p->Cm + (size_t)q * p->Kt * mr + k0 * mr, 0,
+                           (size_t)(p->Kt - k0) * mr * 4);
+                for (long q = 0; q < p->COn / nr; q++)
+                    memset(j->Mb + (size_t)xi * p->Kt * p->COn + (size_t)q * p->Kt * nr + k0 * nr, 0,
+                           (size_t)(p->Kt - k0) * nr * 4);
+            }
         }
         long rows = block_rows(p, j->t0, j->nt, &j->r0);
-        ff_parallel_for(ctx, rows * p->ncg, 1, itf_fns[j->simd], j);
-        ff_parallel_for(ctx, rows * p->ncog, 1, dtf_fns[j->simd], j);
+        long panels = (j->nt + mr - 1) / mr;
+        ff_parallel_for(ctx, rows * p->ncg, 1, ipad_fns[j->simd], j);
+        ff_parallel_for(ctx, rows * p->ncog, 1, dpad_fns[j->simd], j);
+        ff_parallel_for(ctx, panels * p->ncg, 1, itf_fns[j->simd], j);
+        ff_parallel_for(ctx, panels * p->ncog, 1, dtf_fns[j->simd], j);
         ff_parallel_for(ctx, items, 1, wgemm_task, j);
     }
-    ff_parallel_for(ctx, g->C, 1, wout_fns[j->simd], j);
+    ff_parallel_for(ctx, p->ncg, 1, wout_fns[j->simd], j);
     if (dbias) ff_parallel_for(ctx, g->CO, 1, dbias_task, j);
 }
