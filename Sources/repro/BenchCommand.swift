@@ -187,7 +187,16 @@ extension BenchCommand {
     func compareWithTorch(_ ctx: ComputeContext) throws {
         let python = try torchInterpreter()
         let script = try torchStepScript()
-        let precisions = (precision ?? "fp32").split(separator: ",").map(String.init)
+        var precisions: [String] = []
+        for p in (precision ?? "fp32").split(separator: ",").map(String.init) {
+            do {
+                try ComputeContext(threads: 1).setPrecision(p)
+                precisions.append(p)
+            } catch let e as FFError {
+                print("skipping ffrepro \(p): \(e.message)")
+            }
+        }
+        if precisions.isEmpty { throw FFError("--compare-torch: no usable --precision (fp32, bf16).") }
         let modes = torchModes.split(separator: ",").map(String.init)
         for m in modes where !["eager", "compile", "compile+cl", "eager+cl"].contains(m) {
             throw FFError("--torch-modes: '\(m)' is not one of eager, compile, compile+cl, eager+cl.")
