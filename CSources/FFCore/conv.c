@@ -564,7 +564,8 @@ static void run_forward(ff_ctx *ctx, const conv_geom *g, int algo, const float *
         for (int gi = 0; gi < g->groups; gi++)
             ff_gemm_bf16_pack_a(0, g->cout_g, g->Kg, w + (size_t)gi * g->cout_g * g->Kg, g->Kg,
                                 j->wpack + gi * ff_gemm_bf16_packed_a_words(g->cout_g, g->Kg));
-    ff_parallel_for(ctx, j->p.T, 1, fwd_task, j);
+    /* Tiles write disjoint outputs with the running thread's scratch: any thread may run any. */
+    ff_parallel_for_dynamic(ctx, j->p.T, 1, fwd_task, j);
 }
 
 void ff_conv2d_forward(ff_ctx *ctx, const ff_conv2d_desc *d, const float *x, const float *w,

@@ -124,12 +124,19 @@ AI void mat_vec(const float *Mt, int rows, int cols, int tr, const vf *in, long 
     }
 }
 
-/* Y (ro x ro) = L X L^T for X (ri x ri), with L = Mt (or Mt^T when tr). */
-AI void mat_2d(const float *Mt, int rows, int cols, int tr, const vf *X, vf *Y) {
+/* Y (ro x ro) = L X L^T for X (ri x ri), with L = Mt (or Mt^T when tr); element (r, c) of X
+ * at X[r*xr + c*xc], of Y at Y[r*yr + c*yc] (transforms read and write their operands
+ * where they lie). */
+AI void mat_2d_s(const float *Mt, int rows, int cols, int tr, const vf *X, long xr, long xc, vf *Y,
+                 long yr, long yc) {
     const int ri = tr ? rows : cols, ro = tr ? cols : rows;
     vf tmp[8 * 8];
-    for (int c = 0; c < ri; c++) mat_vec(Mt, rows, cols, tr, X + c, ri, tmp + c, ri);
-    for (int r = 0; r < ro; r++) mat_vec(Mt, rows, cols, tr, tmp + r * ri, 1, Y + r * ro, 1);
+    for (int c = 0; c < ri; c++) mat_vec(Mt, rows, cols, tr, X + c * xc, xr, tmp + c, ri);
+    for (int r = 0; r < ro; r++) mat_vec(Mt, rows, cols, tr, tmp + r * ri, 1, Y + r * yr, yc);
+}
+AI void mat_2d(const float *Mt, int rows, int cols, int tr, const vf *X, vf *Y) {
+    const int ri = tr ? rows : cols, ro = tr ? cols : rows;
+    mat_2d_s(Mt, rows, cols, tr, X, ri, 1, Y, ro, 1);
 }
 
 /* 16 x 16 transpose of r[0..15] (r[i][j] <-> r[j][i]) by the butterfly of block swaps
@@ -251,12 +258,12 @@ static wino_plan make_wplan(const ff_ctx *ctx, const conv_geom *g, int m, int op
     p.Cm = rup(g->C, mr);
     p.Kc = p.bf16 ? (g->C + 1) / 2 : g->C;
     p.pw = p.tw * m + 2;
-    /* Words per tile in the block buffers: the GEMM operands and output, and the padded
-     * 16-channel copies of the input (a rows of m + 2/tw columns per tile) and of dY. */
-    double px = (double)p.ncg * 16 * p.a * ((double)p.pw / p.tw);
-    double per_tile = op == CONV_OP_FWD
-        ? (double)p.aa * (p.Kc + p.COn) + px
-        : (double)p.aa * (p.Cm + p.COn) / (p.bf16 ? 2 : 1) + px + (double)p.ncog * 16 * m * m;
+    /* Words per tile of the GEMM operands and output. The padded 16-channel copies of the
+     * input (a rows of m + 2/tw columns per tile) and of dY (m x m) are never larger than
+     * the operands they feed ((m + 2/tw) / a <= 1), so a block stays within twice the cap.
+     * A larger block means fewer passes over dU (wgrad) and U (forward). */
+    double per_tile = op == CONV_OP_FWD ? (double)p.aa * (p.Kc + p.COn)
+                                        : (double)p.aa * (p.Cm + p.COn) / (p.bf16 ? 2 : 1);
     long tbmax = (long)((double)FF_WINO_BLOCK_BYTES / 4 / per_tile) / mr * mr;
     if (tbmax < mr) tbmax = mr;
     p.nblocks = (p.T + tbmax - 1) / tbmax;
@@ -435,11 +442,7 @@ AI void itf_body(void *arg, long b, long e, int tid, int m) {
             const long t = j->t0 + lt, R = t / p->tw;
             const int tj = (int)(t % p->tw);
             const vf *src = j->px + ((R - j->r0) * p->ncg + cg) * a * pw + m * tj;
-            vf d[64], v[64];
-            for (int r = 0; r < a; r++)
-                for (int c = 0; c < a; c++) d[r * a + c] = src[(long)r * pw + c];
-            mat_2d(BT, a, a, 0, d, v);
-            for (int xi = 0; xi < aa; xi++) st[xi * 16 + i] = v[xi];
+            mat_2d_s(BT, a, a, 0, src, pw, 1, st + i, (long)a * 16, 16);
         }
         const int ntile = (int)ff_min_l(mr, j->nt - panel * mr);
         if (fwd) {
@@ -525,10 +528,7 @@ AI void dtf_body(void *arg, long b, long e, int tid, int m) {
                 const long t = j->t0 + lt, R = t / p->tw;
                 const int tj = (int)(t % p->tw);
                 const vf *src = j->pd + ((R - j->r0) * p->ncog + cg) * m * width + m * tj;
-                vf d[36];
-                for (int r = 0; r < m; r++)
-                    for (int c = 0; c < m; c++) d[r * m + c] = src[(long)r * width + c];
-                mat_2d(AT, m, a, 1, d, v[h]);
+                mat_2d_s(AT, m, a, 1, src, width, 1, v[h], a, 1);
             }
             const long lt = panel * mr + i;
             const size_t at = (size_t)(c0 / nr) * p->Kt * nr + (size_t)(p->bf16 ? lt / 2 : lt) * nr + c0 % nr;
@@ -614,7 +614,7 @@ AI void otf_body(void *arg, long b, long e, int tid, int m) {
     wino_job *j = arg;
     const wino_plan *p = &j->p;
     const conv_geom *g = &p->g;
-    const int a = m + 2, aa = a * a, npix = m * m, groups = (npix + 15) / 16;
+    const int a = m + 2, npix = m * m, groups = (npix + 15) / 16;
     const float *AT = at_of(m);
     const float *M = (const float *)j->Mb;
     float pix[16 * 48];
@@ -625,12 +625,12 @@ AI void otf_body(void *arg, long b, long e, int tid, int m) {
         const int rows = ff_min_i(m, g->OH - m * ti), cols = ff_min_i(m, g->OW - m * tj);
         for (int cg = 0; cg < p->ncog; cg++) {
             const int c0 = cg * 16, nl = ff_min_i(16, g->CO - c0);
-            vf mv[64], y[48];
-            for (int xi = 0; xi < aa; xi++) {
-                const float *src = M + ((size_t)xi * p->Tb + lt) * p->COn + c0;
-                mv[xi] = get_n(src, (int)ff_min_l(16, p->COn - c0));
-            }
-            mat_2d(AT, m, a, 0, mv, y);
+            vf y[48];
+            /* M rows are 64-byte aligned 16-channel runs (16 | nr above the baseline level;
+             * there the lanes past COn read the next row and are never stored). */
+            const vf *src = (const vf *)(M + (size_t)lt * p->COn + c0);
+            const long xs = (long)p->Tb * p->COn / 16;
+            mat_2d_s(AT, m, a, 0, src, a * xs, xs, y, m, 1);
             vf bias = vsplat(0.0f);
             if (j->bias) bias = get_n(j->bias + c0, nl);
             for (int q = 0; q < groups * 16; q++) {
@@ -764,7 +764,7 @@ void ff_wino_forward(ff_ctx *ctx, const conv_geom *g, int m, const float *x, con
     j->w = w;
     j->bias = bias;
     j->y = y;
-    ff_parallel_for(ctx, p->ncog, 1, wtf_fns[j->simd], j);
+    ff_parallel_for_dynamic(ctx, p->ncog, 1, wtf_fns[j->simd], j);
     /* Output-channel lanes past the last 16-channel group (only when 32 | nr). */
     for (int xi = 0; xi < p->aa; xi++)
         zero_lanes(j->U + (size_t)xi * p->COn * p->Kc + (size_t)(p->COn / nr - 1) * p->Kc * nr, p->Kc, nr,
@@ -776,10 +776,10 @@ void ff_wino_forward(ff_ctx *ctx, const conv_geom *g, int m, const float *x, con
         j->nt = ff_min_l(p->Tb, p->T - j->t0);
         long rows = block_rows(p, j->t0, j->nt, &j->r0);
         long panels = (j->nt + p->u.mr - 1) / p->u.mr;
-        ff_parallel_for(ctx, rows * p->ncg, 1, ipad_fns[j->simd], j);
-        ff_parallel_for(ctx, panels * p->ncg, 1, itf_fns[j->simd], j);
-        ff_parallel_for(ctx, items, 1, fgemm_task, j);
-        ff_parallel_for(ctx, j->nt, 4, otf_fns[j->simd], j);
+        ff_parallel_for_dynamic(ctx, rows * p->ncg, 1, ipad_fns[j->simd], j);
+        ff_parallel_for_dynamic(ctx, panels * p->ncg, 1, itf_fns[j->simd], j);
+        ff_parallel_for_dynamic(ctx, items, 1, fgemm_task, j);
+        ff_parallel_for_dynamic(ctx, j->nt, 4, otf_fns[j->simd], j);
     }
 }
 
@@ -822,12 +822,12 @@ void ff_wino_backward_weight(ff_ctx *ctx, const conv_geom *g, int m, const float
         }
         long rows = block_rows(p, j->t0, j->nt, &j->r0);
         long panels = (j->nt + mr - 1) / mr;
-        ff_parallel_for(ctx, rows * p->ncg, 1, ipad_fns[j->simd], j);
-        ff_parallel_for(ctx, rows * p->ncog, 1, dpad_fns[j->simd], j);
-        ff_parallel_for(ctx, panels * p->ncg, 1, itf_fns[j->simd], j);
-        ff_parallel_for(ctx, panels * p->ncog, 1, dtf_fns[j->simd], j);
-        ff_parallel_for(ctx, items, 1, wgemm_task, j);
+        ff_parallel_for_dynamic(ctx, rows * p->ncg, 1, ipad_fns[j->simd], j);
+        ff_parallel_for_dynamic(ctx, rows * p->ncog, 1, dpad_fns[j->simd], j);
+        ff_parallel_for_dynamic(ctx, panels * p->ncg, 1, itf_fns[j->simd], j);
+        ff_parallel_for_dynamic(ctx, panels * p->ncog, 1, dtf_fns[j->simd], j);
+        ff_parallel_for_dynamic(ctx, items, 1, wgemm_task, j);
     }
-    ff_parallel_for(ctx, p->ncg, 1, wout_fns[j->simd], j);
-    if (dbias) ff_parallel_for(ctx, g->CO, 1, dbias_task, j);
+    ff_parallel_for_dynamic(ctx, p->ncg, 1, wout_fns[j->simd], j);
+    if (dbias) ff_parallel_for_dynamic(ctx, g->CO, 8, dbias_task, j);
 }

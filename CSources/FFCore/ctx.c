@@ -18,6 +18,14 @@ void openblas_set_num_threads(int num_threads);
 #define FF_SPIN_ITERS 20000
 
 static void run_chunk(ff_ctx *ctx, int i) {
+    if (ctx->dynamic) {
+        /* Chunks of `grain` items to whichever thread asks next. */
+        for (;;) {
+            long b = atomic_fetch_add_explicit(&ctx->next, ctx->grain, memory_order_relaxed);
+            if (b >= ctx->n) return;
+            ctx->fn(ctx->arg, b, ff_min_l(b + ctx->grain, ctx->n), i);
+        }
+    }
     long b = ff_chunk_begin(ctx->n, ctx->nchunks, i);
     long e = ff_chunk_begin(ctx->n, ctx->nchunks, i + 1);
     if (e > b) ctx->fn(ctx->arg, b, e, i);
@@ -187,7 +195,7 @@ const char *ff_conv_algo_name(int algo) {
     }
 }
 
-void ff_parallel_for(ff_ctx *ctx, long n, long grain, ff_task_fn fn, void *arg) {
+static void parallel_for(ff_ctx *ctx, long n, long grain, ff_task_fn fn, void *arg, int dynamic) {
     if (n <= 0) return;
     if (grain < 1) grain = 1;
     long maxchunks = (n + grain - 1) / grain;
@@ -200,6 +208,9 @@ void ff_parallel_for(ff_ctx *ctx, long n, long grain, ff_task_fn fn, void *arg) 
     ctx->arg = arg;
     ctx->n = n;
     ctx->nchunks = nchunks;
+    ctx->dynamic = dynamic;
+    ctx->grain = grain;
+    atomic_store_explicit(&ctx->next, 0, memory_order_relaxed);
     atomic_store(&ctx->remaining, ctx->nthreads - 1);
     pthread_mutex_lock(&ctx->mu);
     atomic_fetch_add_explicit(&ctx->generation, 1, memory_order_release);
@@ -216,6 +227,14 @@ void ff_parallel_for(ff_ctx *ctx, long n, long grain, ff_task_fn fn, void *arg) 
     pthread_mutex_lock(&ctx->mu);
     while (atomic_load(&ctx->remaining) != 0) pthread_cond_wait(&ctx->done, &ctx->mu);
     pthread_mutex_unlock(&ctx->mu);
+}
+
+void ff_parallel_for(ff_ctx *ctx, long n, long grain, ff_task_fn fn, void *arg) {
+    parallel_for(ctx, n, grain, fn, arg, 0);
+}
+
+void ff_parallel_for_dynamic(ff_ctx *ctx, long n, long grain, ff_task_fn fn, void *arg) {
+    parallel_for(ctx, n, grain, fn, arg, 1);
 }
 
 float *ff_ctx_scratch(ff_ctx *ctx, int tid, int slot, size_t floats) {

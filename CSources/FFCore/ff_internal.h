@@ -30,6 +30,9 @@ struct ff_ctx {
     void *arg;
     long n;
     int nchunks;
+    int dynamic;       /* ff_parallel_for_dynamic: chunks of `grain` from `next` */
+    long grain;
+    atomic_long next;
 
     ff_scratch_buf *scratch; /* nthreads * FF_SCRATCH_SLOTS */
     atomic_size_t scratch_bytes;
@@ -43,6 +46,12 @@ struct ff_ctx {
     } conv_choices[64];
     int n_conv_choices, next_conv_choice;
 };
+
+/* ff_parallel_for with chunks of `grain` items handed to whichever thread is free next
+ * (an atomic counter), so a thread the OS has descheduled does not hold the others up.
+ * For tasks whose result does not depend on which thread runs a chunk (no per-thread
+ * accumulators): each item must write only its own outputs. */
+void ff_parallel_for_dynamic(ff_ctx *ctx, long n, long grain, ff_task_fn fn, void *arg);
 
 /* Chunk `i` of `nchunks` over [0, n): [i*n/nchunks, (i+1)*n/nchunks). */
 static inline long ff_chunk_begin(long n, int nchunks, int i) {
