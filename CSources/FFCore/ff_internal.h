@@ -47,12 +47,6 @@ struct ff_ctx {
     int n_conv_choices, next_conv_choice;
 };
 
-/* ff_parallel_for with chunks of `grain` items handed to whichever thread is free next
- * (an atomic counter), so a thread the OS has descheduled does not hold the others up.
- * For tasks whose result does not depend on which thread runs a chunk (no per-thread
- * accumulators): each item must write only its own outputs. */
-void ff_parallel_for_dynamic(ff_ctx *ctx, long n, long grain, ff_task_fn fn, void *arg);
-
 /* Chunk `i` of `nchunks` over [0, n): [i*n/nchunks, (i+1)*n/nchunks). */
 static inline long ff_chunk_begin(long n, int nchunks, int i) {
     return (long)((__int128)n * i / nchunks);

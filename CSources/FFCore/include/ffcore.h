@@ -43,6 +43,11 @@ int ff_ctx_threads(const ff_ctx *ctx);
  * not call ff_parallel_for on the same context. */
 typedef void (*ff_task_fn)(void *arg, long begin, long end, int tid);
 void ff_parallel_for(ff_ctx *ctx, long n, long grain, ff_task_fn fn, void *arg);
+/* Like ff_parallel_for, but chunks of `grain` items go to whichever thread is free next
+ * (an atomic counter), so one thread the OS has descheduled does not hold the others up.
+ * Only for tasks whose results do not depend on which thread runs which chunk: each item
+ * writes its own outputs (per-thread scratch is fine, per-thread partial sums are not). */
+void ff_parallel_for_dynamic(ff_ctx *ctx, long n, long grain, ff_task_fn fn, void *arg);
 
 /* Process-wide allocator tuning (glibc): keeps large freed blocks in the heap instead of
  * returning them to the kernel, so per-step activation buffers do not page-fault anew on
