@@ -830,7 +830,7 @@ static double seconds(void) {
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-/* Times every eligible algorithm on the call's own inputs (best of two runs each, outputs
+/* Times the eligible algorithms on the call's own inputs (best of two runs each, outputs
  * to temporary buffers, so accumulate and the caller's output are untouched) and records
  * the fastest for this descriptor. */
 static int measure(ff_ctx *ctx, const conv_geom *g, const ff_conv2d_desc *d, int op,
@@ -843,7 +843,10 @@ static int measure(ff_ctx *ctx, const conv_geom *g, const ff_conv2d_desc *d, int
     }
     int best = FF_CONV_ALGO_IM2COL;
     double best_t = 1e300;
-    for (int algo = FF_CONV_ALGO_IM2COL; algo <= FF_CONV_ALGO_WINOGRAD_F6; algo++) {
+    /* The candidates whose rounding the AUTO rule would accept (F6, and F4 in bf16, only
+     * when forced). */
+    const int last = ctx->precision == FF_PRECISION_BF16 ? FF_CONV_ALGO_WINOGRAD_F2 : FF_CONV_ALGO_WINOGRAD_F4;
+    for (int algo = FF_CONV_ALGO_IM2COL; algo <= last; algo++) {
         if (algo != FF_CONV_ALGO_IM2COL && !ff_wino_eligible(g)) break;
         double t = 1e300;
         for (int rep = 0; rep < 2; rep++) {

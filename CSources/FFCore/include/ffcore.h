@@ -125,9 +125,10 @@ typedef struct {
  * uses im2col. Per context:
  *  FF_CONV_ALGO_AUTO (default): a fixed rule by shape (ff_conv2d_algo tells the choice), so
  *    results depend only on the inputs, the thread count, the SIMD level and the precision;
- *  FF_CONV_ALGO_MEASURE: the first call with a descriptor times every eligible algorithm on
- *    its own arguments (outputs go to temporary buffers) and the fastest is kept for that
- *    descriptor in the context: faster, but no longer bit-identical from run to run;
+ *  FF_CONV_ALGO_MEASURE: the first call with a descriptor times the eligible algorithms
+ *    (im2col, F2, F4; in bf16 im2col and F2) on its own arguments (outputs go to temporary
+ *    buffers) and the fastest is kept for that descriptor in the context: faster where the
+ *    rule guesses wrong, but no longer bit-identical from run to run;
  *  FF_CONV_ALGO_IM2COL / _WINOGRAD_F2 / _F4 / _F6: force one (Winograd falls back to
  *    im2col where the descriptor is not eligible). For tests and `repro bench`.
  * The environment variable FFREPRO_CONV_ALGO=auto|measure|im2col|f2|f4|f6 sets the start
