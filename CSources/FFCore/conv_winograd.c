@@ -281,6 +281,8 @@ static wino_plan make_wplan(const ff_ctx *ctx, const conv_geom *g, int m, int op
         p.m_words = (size_t)p.aa * p.Kt * p.COn;
         p.pd_floats = (size_t)p.prows * p.ncog * m * (p.tw * m) * 16;
     }
+    if (op == CONV_OP_FWD) /* the output transform's row buffers, one per thread */
+        p.pd_floats = (size_t)ff_ctx_threads(ctx) * m * (p.tw * m + 16) * 16;
     return p;
 }
 
@@ -606,50 +608,51 @@ static void wgemm_task(void *arg, long b, long e, int tid) {
 
 /* ---------------------------------------------------------------- outputs -------- */
 
-/* Forward output transform of tiles [b, e) of the block, all output channels: A^T M A +
- * bias, ReLU, then the 16 channel vectors of the tile's pixels are transposed so every
- * channel's rows go out as runs of m floats. */
+/* Forward output transform, item = a tile row of the block: for every 16-channel group,
+ * each tile's A^T M A + bias (ReLU) goes to a row buffer of channel vectors, and every 16
+ * output columns are transposed so each channel's rows leave as 64-byte runs. */
 AI void otf_body(void *arg, long b, long e, int tid, int m) {
     (void)tid;
     wino_job *j = arg;
     const wino_plan *p = &j->p;
     const conv_geom *g = &p->g;
-    const int a = m + 2, npix = m * m, groups = (npix + 15) / 16;
+    const int a = m + 2;
     const float *AT = at_of(m);
     const float *M = (const float *)j->Mb;
-    float pix[16 * 48];
-    for (long lt = b; lt < e; lt++) {
-        const long t = j->t0 + lt;
-        const int img = (int)(t / ((long)p->th * p->tw));
-        const int ti = (int)(t / p->tw % p->th), tj = (int)(t % p->tw);
-        const int rows = ff_min_i(m, g->OH - m * ti), cols = ff_min_i(m, g->OW - m * tj);
+    const long xs = (long)p->Tb * p->COn / 16;
+    vf *row = (vf *)j->pd; /* this call's row buffers: m x (m*tw) vectors per thread */
+    row += (long)tid * m * (m * p->tw + 16);
+    for (long it = b; it < e; it++) {
+        const long R = j->r0 + it, rt0 = R * p->tw;
+        const int img = (int)(R / p->th), ti = (int)(R % p->th);
+        const int tj0 = (int)ff_max_l(0, j->t0 - rt0), tj1 = (int)ff_min_l(p->tw, j->t0 + j->nt - rt0);
+        const int rows = ff_min_i(m, g->OH - m * ti);
+        const int col0 = m * tj0, col1 = ff_min_i(m * tj1, g->OW), width = m * (tj1 - tj0);
         for (int cg = 0; cg < p->ncog; cg++) {
             const int c0 = cg * 16, nl = ff_min_i(16, g->CO - c0);
-            vf y[48];
-            /* M rows are 64-byte aligned 16-channel runs (16 | nr above the baseline level;
-             * there the lanes past COn read the next row and are never stored). */
-            const vf *src = (const vf *)(M + (size_t)lt * p->COn + c0);
-            const long xs = (long)p->Tb * p->COn / 16;
-            mat_2d_s(AT, m, a, 0, src, a * xs, xs, y, m, 1);
-            vf bias = vsplat(0.0f);
-            if (j->bias) bias = get_n(j->bias + c0, nl);
-            for (int q = 0; q < groups * 16; q++) {
-                if (q >= npix) { y[q] = vsplat(0.0f); continue; }
-                y[q] = y[q] + bias;
-                if (j->relu) y[q] = vsel((vi)(y[q] > 0.0f), y[q], vsplat(0.0f));
+            const vf bias = j->bias ? get_n(j->bias + c0, nl) : vsplat(0.0f);
+            for (int tj = tj0; tj < tj1; tj++) {
+                const long lt = rt0 + tj - j->t0;
+                /* M rows are 64-byte aligned 16-channel runs (16 | nr above the baseline
+                 * level; there the lanes past COn read the next row and are never stored). */
+                const vf *src = (const vf *)(M + (size_t)lt * p->COn + c0);
+                vf y[36];
+                mat_2d_s(AT, m, a, 0, src, a * xs, xs, y, m, 1);
+                for (int r = 0; r < m; r++)
+                    for (int c = 0; c < m; c++) {
+                        vf v = y[r * m + c] + bias;
+                        if (j->relu) v = vsel((vi)(v > 0.0f), v, vsplat(0.0f));
+                        row[(long)r * width + m * (tj - tj0) + c] = v;
+                    }
             }
-            for (int gq = 0; gq < groups; gq++) {
-                transpose16(y + 16 * gq); /* y[16*gq + l] = channel l, pixels 16*gq .. */
-                for (int l = 0; l < nl; l++) vst(pix + l * 48 + 16 * gq, y[16 * gq + l]);
-            }
-            float *yb = j->y + ((long)img * g->CO + c0) * g->HW + (long)(m * ti) * g->OW + m * tj;
-            for (int l = 0; l < nl; l++)
-                for (int r = 0; r < rows; r++) {
-                    float *d = yb + (long)l * g->HW + (long)r * g->OW;
-                    const float *q = pix + l * 48 + r * m;
-                    if (cols == m && m == 4) memcpy(d, q, 16);
-                    else if (cols == m && m == 2) memcpy(d, q, 8);
-                    else for (int c = 0; c < cols; c++) d[c] = q[c];
+            float *yb = j->y + ((long)img * g->CO + c0) * g->HW + (long)(m * ti) * g->OW;
+            for (int r = 0; r < rows; r++)
+                for (int c = col0; c < col1; c += 16) {
+                    const int n = ff_min_i(16, col1 - c);
+                    vf t[16];
+                    for (int q = 0; q < 16; q++) t[q] = q < n ? row[(long)r * width + c - col0 + q] : vsplat(0.0f);
+                    transpose16(t); /* t[l] = channel c0 + l, columns c .. c + n */
+                    for (int l = 0; l < nl; l++) put_n(yb + (long)l * g->HW + (long)r * g->OW + c, t[l], n);
                 }
         }
     }
@@ -779,7 +782,7 @@ void ff_wino_forward(ff_ctx *ctx, const conv_geom *g, int m, const float *x, con
         ff_parallel_for_dynamic(ctx, rows * p->ncg, 1, ipad_fns[j->simd], j);
         ff_parallel_for_dynamic(ctx, panels * p->ncg, 1, itf_fns[j->simd], j);
         ff_parallel_for_dynamic(ctx, items, 1, fgemm_task, j);
-        ff_parallel_for_dynamic(ctx, j->nt, 4, otf_fns[j->simd], j);
+        ff_parallel_for_dynamic(ctx, rows, 1, otf_fns[j->simd], j);
     }
 }
 
