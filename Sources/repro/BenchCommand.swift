@@ -121,8 +121,9 @@ struct BenchCommand: ParsableCommand {
                 print("")
                 print(ModelBench.format(models))
                 print("RSS = peak resident set size of the training phase (child process); engine = high-water mark"
-                      + " of tensor allocations; GFLOP/s counts the conv layers (layer-local: forward + weight"
-                      + " gradient; backprop: + input gradient).")
+                      + " of tensor allocations; GFLOP/s counts the conv layers as direct convolutions (layer-local:"
+                      + " forward + weight gradient; backprop: + input gradient), an effective rate where Winograd"
+                      + " does fewer multiplications.")
             }
         }
     }
