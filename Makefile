@@ -24,9 +24,15 @@ setup-demo: setup
 build: setup
 	$(SWIFT) build -c $(CONFIG) --product repro
 
+# XCTest only: the suite has no swift-testing tests, and that runner would end the output
+# with "Test run with 0 tests". SwiftPM leaves TemporaryDirectory.* folders in $$TMPDIR on
+# every `swift test`, so it gets a private one that is removed afterwards (the tests clean
+# up their own folders; see Tests/TestScratch).
 test: setup
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
+	@rm -rf .build/test-tmp && mkdir -p .build/test-tmp
+	@TMPDIR=$(CURDIR)/.build/test-tmp $(SWIFT) test --skip-build --disable-swift-testing; \
+	    rc=$$?; rm -rf .build/test-tmp; exit $$rc
 
 bench: build
 	$(BIN) bench $(if $(THREADS),--threads $(THREADS),)

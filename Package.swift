@@ -29,6 +29,11 @@ let package = Package(
                        providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CJPEG", path: "CSources/CJPEG", pkgConfig: "libjpeg",
                        providers: [.apt(["libjpeg-dev"])]),
+        // Open MPI's header and library: only the ABI check below links it. The repro binary
+        // loads libmpi at run time when started by mpirun/srun (FFMPI), so a plain run needs
+        // no MPI library at all.
+        .systemLibrary(name: "CMPI", path: "CSources/CMPI", pkgConfig: "ompi-c",
+                       providers: [.apt(["libopenmpi-dev"])]),
 
         // Numerical kernels: conv, pooling, norms, goodness, losses, optimizers, RNG.
         .target(name: "FFCore", dependencies: ["COpenBLAS"], path: "CSources/FFCore",
@@ -40,7 +45,16 @@ let package = Package(
                 cSettings: cOptimise + [.unsafeFlags(["-std=gnu11"])],
                 linkerSettings: [.linkedLibrary("z"), .linkedLibrary("m"), .linkedLibrary("pthread")]),
 
-        .target(name: "FFEngine", dependencies: ["FFCore", "FFIO"], path: "Sources/FFEngine",
+        // Open MPI through dlopen (non-blocking point-to-point and collectives, stop messages).
+        .target(name: "FFMPI", path: "CSources/FFMPI",
+                cSettings: cOptimise + [.unsafeFlags(["-std=gnu11"])],
+                linkerSettings: [.linkedLibrary("dl")]),
+        // FFMPI's hand-declared ABI checked against the installed mpi.h (tests only).
+        .target(name: "CMPIABI", dependencies: ["CMPI", "FFMPI"], path: "CSources/CMPIABI",
+                cSettings: cOptimise + [.unsafeFlags(["-std=gnu11"])],
+                linkerSettings: [.linkedLibrary("dl")]),
+
+        .target(name: "FFEngine", dependencies: ["FFCore", "FFIO", "FFMPI"], path: "Sources/FFEngine",
                 swiftSettings: [.swiftLanguageMode(.v5)]),
         .target(name: "DataPrep", dependencies: ["FFEngine", "FFIO"], path: "data-prep/Sources/DataPrep",
                 swiftSettings: [.swiftLanguageMode(.v5)]),
@@ -50,12 +64,20 @@ let package = Package(
                           path: "Sources/repro",
                           swiftSettings: [.swiftLanguageMode(.v5)]),
 
+        // Test-only helper: temporary folders removed when the tests finish.
+        .target(name: "TestScratch", path: "Tests/TestScratch", swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "FFCoreTests", dependencies: ["FFCore"], path: "Tests/FFCoreTests",
                     swiftSettings: [.swiftLanguageMode(.v5)]),
-        .testTarget(name: "FFEngineTests", dependencies: ["FFEngine", "FFCore", "FFIO"], path: "Tests/FFEngineTests",
-                    resources: [.copy("Fixtures")],
+        .testTarget(name: "FFEngineTests", dependencies: ["FFEngine", "FFCore", "FFIO", "TestScratch"],
+                    path: "Tests/FFEngineTests", resources: [.copy("Fixtures")],
                     swiftSettings: [.swiftLanguageMode(.v5)]),
-        .testTarget(name: "DataPrepTests", dependencies: ["DataPrep", "FFEngine", "FFIO"], path: "Tests/DataPrepTests",
+        // Multi-process training under mpirun (skipped, with the reason, where MPI is absent).
+        .testTarget(name: "MPITests", dependencies: ["FFEngine", "FFIO", "FFMPI", "CMPIABI", "DataPrep"],
+                    path: "Tests/MPITests", swiftSettings: [.swiftLanguageMode(.v5)]),
+        .testTarget(name: "DataPrepTests", dependencies: ["DataPrep", "FFEngine", "FFIO", "TestScratch"],
+                    path: "Tests/DataPrepTests", swiftSettings: [.swiftLanguageMode(.v5)]),
+        // The `repro` command line through the built binary (.build/<config>/repro).
+        .testTarget(name: "CLITests", dependencies: ["FFEngine", "FFIO", "TestScratch"], path: "Tests/CLITests",
                     swiftSettings: [.swiftLanguageMode(.v5)]),
     ]
 )

@@ -6,15 +6,18 @@
 set -euo pipefail
 BIN=${1:-.build/release/repro}
 DATA=${2:-data}
-OUT=checkpoints/demo-asge-fmnist
+LOG=$(mktemp)
+trap 'rm -f "$LOG"' EXIT
 
 if [ ! -f "$DATA/fashion-mnist/index.json" ]; then
     "$BIN" prep fashion-mnist --out "$DATA/fashion-mnist"
 fi
-"$BIN" run asge-fmnist --data "$DATA/fashion-mnist" --epochs 1 --subset 5000 --eval-subset 2000 --out "$OUT"
+# Each run gets a new folder runs/asge-fmnist/<date>-<time>-demo, named on its "run folder:" line.
+"$BIN" run asge-fmnist --data "$DATA/fashion-mnist" --epochs 1 --subset 5000 --eval-subset 2000 --tag demo | tee "$LOG"
+OUT=$(sed -n 's/^run folder: //p' "$LOG" | tail -1)
 echo
 echo "== evaluating $OUT/best.h5 on the full test split =="
-"$BIN" eval --checkpoint "$OUT/best.h5" --data "$DATA/fashion-mnist" --split test
+"$BIN" eval --checkpoint "$OUT/best.h5" --data "$DATA/fashion-mnist" --split test --out "$OUT/eval-test.json"
 cat <<'TXT'
 
 How to read this: the paper's 93.41% (ASGE Table 4) is the Fusion Pred accuracy after

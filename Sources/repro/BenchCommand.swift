@@ -9,14 +9,19 @@ struct BenchCommand: ParsableCommand {
         discussion: """
             Targets:
               kernels      sgemm peak, convolution forward and weight gradient, covariance
-                           goodness (GFLOP/s), then the covariance comparison below
+                           goodness (GFLOP/s)
               covariance   BiCovG projection path vs explicit covariance vs the conv step
                            (batch 128, K 64; --channels, default 512; --sizes, default
                            8,16; --rounds, default 5)
               asge-vgg8    ASGE VGG8 step, 32x32x3, 100 classes, batch 128 (= asge-cifar100)
-              audit        systems audit of a DTG-FF recipe (--recipe, default dtgff-cifar100):
-                           DTG-FF and BP-DeepSup at the same batch, and BP-DeepSup with
-                           gradient accumulation (--accumulate K, micro-batch = batch / K)
+              audit        systems audit of a local recipe (--recipe, default dtgff-cifar100)
+                           against its backprop twin at the same batch (DTG-FF: BP-DeepSup;
+                           SFF: bp-*; BiCovG: bp-vgg16-*, after hybrid blocks of m = 2
+                           and 4), and the twin with gradient accumulation (--accumulate
+                           K, micro-batch = batch / K)
+              scaling      1 process, then 2 MPI ranks data-parallel and pipelined (--recipe,
+                           1 thread per rank unless --threads; --repeats alternates), and
+                           a projection to 8 and 64 nodes (see docs/distributed.md)
               <recipe>     any recipe, on synthetic data of its input shape
             Without a target: kernels and asge-vgg8. Each model is measured in a fresh child
             process, so its peak RSS is its own.
@@ -31,13 +36,13 @@ struct BenchCommand: ParsableCommand {
     @Argument(help: "What to measure.")
     var targets: [String] = []
 
-    @Option(help: "Timed steps per model measurement.")
+    @Option(parsing: .unconditional, help: "Timed steps per model measurement.")
     var steps = 3
 
-    @Option(help: "Batch size override.")
+    @Option(parsing: .unconditional, help: "Batch size override.")
     var batchSize: Int?
 
-    @Option(help: "Gradient accumulation for a single recipe target, or K for `audit`.")
+    @Option(parsing: .unconditional, help: "Gradient accumulation for a single recipe target, or K for `audit`.")
     var accumulate: Int?
 
     @Option(help: "Rounds of the `covariance` comparison and of --compare-torch (min / median / max over them).")
@@ -67,8 +72,15 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Map sizes (height = width) of the `covariance` comparison, comma-separated.")
     var sizes = "8,16"
 
-    @Option(help: "Recipe for `audit`.")
+    @Option(help: "Recipe for `audit` and `scaling`.")
     var recipe = "dtgff-cifar100"
+
+    @Option(help: "Alternating repetitions of each `scaling` measurement (min/median/max).")
+    var repeats = 1
+
+    @Option(name: .customLong("set"), parsing: .singleValue,
+            help: "A config field of a single recipe target, as key=value (see `repro run --set`). Repeatable.")
+    var sets: [String] = []
 
     @Flag(help: "Measure in this process and print one JSON line (used for child processes).")
     var json = false
@@ -77,9 +89,10 @@ struct BenchCommand: ParsableCommand {
 
     func run() throws {
         try Repro.guarded {
+            if json, let t = targets.first, BenchCommand.scalingWorkers.contains(t) { return try scalingWorker(t) }
             if json {
                 precondition(targets.count == 1, "--json measures exactly one target")
-                let r = try measure(targets[0], accumulate: accumulate)
+                let r = try measure(targets[0], accumulate: accumulate, settings: sets)
                 print(String(decoding: try JSONEncoder().encode(r), as: UTF8.self))
                 return
             }
@@ -101,23 +114,20 @@ struct BenchCommand: ParsableCommand {
                     print(KernelBench.format(KernelBench.convAlgorithms(context: ctx), precision: ctx.precision))
                     print("Effective GFLOP/s = direct-convolution FLOPs / time (Winograd does fewer multiplications);"
                           + " auto = the algorithm the default rule picks at this precision.")
-                    print("")
-                    print(CovarianceBench.format(try covariance(ctx)))
                 case "covariance":
                     print(CovarianceBench.format(try covariance(ctx)))
+                case "scaling":
+                    try scaling()
                 case "audit":
-                    let k = accumulate ?? 4
-                    let bp = recipe.replacingOccurrences(of: "dtgff-", with: "bpds-")
-                    for (name, acc) in [(recipe, 1), (bp, 1), (bp, k)] {
-                        models.append(try child(name, accumulate: acc))
-                        print(ModelBench.format([models.last!]).split(separator: "\n").last!)
+                    for entry in try Recipes.auditPlan(recipe, accumulate: accumulate ?? 4) {
+                        models.append(try child(entry.recipe, accumulate: entry.accumulate, settings: entry.settings))
                     }
                 default:
-                    models.append(try child(t, accumulate: accumulate))
-                    print(ModelBench.format([models.last!]).split(separator: "\n").last!)
+                    models.append(try child(t, accumulate: accumulate, settings: sets))
                 }
             }
             if !models.isEmpty {
+                // One table at the end (aligned over all rows); progress went to stderr.
                 print("")
                 print(ModelBench.format(models))
                 print("RSS = peak resident set size of the training phase (child process); engine = high-water mark"
@@ -137,7 +147,9 @@ struct BenchCommand: ParsableCommand {
     }
 
     /// Runs `repro bench TARGET --json` in a child process (clean peak RSS).
-    func child(_ target: String, accumulate: Int?, precision: String? = nil) throws -> ModelBenchResult {
+    func child(_ target: String, accumulate: Int?, settings: [String] = [], precision: String? = nil) throws -> ModelBenchResult {
+        let label = AuditEntry(recipe: target, settings: settings, accumulate: accumulate).label
+        FileHandle.standardError.write(Data("measuring \(label)...\n".utf8))
         let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
         var args = ["bench", target, "--json", "--steps", String(steps)]
         if let b = batchSize { args += ["--batch-size", String(b)] }
@@ -145,6 +157,7 @@ struct BenchCommand: ParsableCommand {
         if let t = threading.threads { args += ["--threads", String(t)] }
         if let p = precision ?? self.precision { args += ["--precision", p] }
         if let a = convAlgo { args += ["--conv-algo", a] }
+        for s in settings { args += ["--set", s] }
         let p = Process()
         p.executableURL = exe
         p.arguments = args
@@ -159,9 +172,10 @@ struct BenchCommand: ParsableCommand {
         return try JSONDecoder().decode(ModelBenchResult.self, from: Data(line.utf8))
     }
 
-    func measure(_ target: String, accumulate: Int?) throws -> ModelBenchResult {
+    func measure(_ target: String, accumulate: Int?, settings: [String]) throws -> ModelBenchResult {
         let ctx = threading.context()
         var config = try Recipes.named(target == "asge-vgg8" ? "asge-cifar100" : target)
+        for s in settings { config = try config.setting(s) }
         if let b = batchSize { config.batchSize = b }
         if let a = accumulate { config.accumulate = a }
         if let p = precision { config.precision = p }
@@ -169,7 +183,7 @@ struct BenchCommand: ParsableCommand {
         try ctx.setPrecision(config.precision)
         if let a = convAlgo { try ctx.setConvAlgorithm(a) }
         let (shape, classes) = try BenchCommand.inputGeometry(config)
-        let label = config.accumulate > 1 ? "\(target) (accumulate \(config.accumulate))" : target
+        let label = AuditEntry(recipe: target, settings: settings, accumulate: config.accumulate).label
         return try ModelBench.run(ctx, config: config, inputShape: shape, classes: classes, steps: steps, label: label)
     }
 

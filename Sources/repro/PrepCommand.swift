@@ -10,7 +10,7 @@ struct PrepCommand: ParsableCommand {
         abstract: "Convert a dataset to HDF5 shards (once; training then reads the shards).",
         discussion: "Rerunning an interrupted conversion resumes from the finished shards.",
         subcommands: [PrepMNIST.self, PrepFashionMNIST.self, PrepCIFAR10.self, PrepCIFAR100.self,
-                      PrepImageFolder.self, PrepImageNet100.self, PrepTinyImageNet.self, PrepCheck.self])
+                      PrepImageFolder.self, PrepImageNet100.self, PrepImagenette.self, PrepTinyImageNet.self, PrepCheck.self])
 }
 
 /// Flags every converter takes.
@@ -18,19 +18,19 @@ struct PrepFlags: ParsableArguments {
     @Option(help: "Output directory (created if needed).")
     var out: String
 
-    @Option(help: "Images held out from the official training set for validation (default: per dataset).")
+    @Option(parsing: .unconditional, help: "Images held out from the official training set for validation (default: per dataset).")
     var val: Int?
 
-    @Option(help: "Seed of the validation hold-out.")
+    @Option(parsing: .unconditional, help: "Seed of the validation hold-out (stratified: each class keeps its share).")
     var seed: UInt64 = 0
 
-    @Option(name: .customLong("max-bad"), help: "Fail if more than this percentage of images is unreadable (0.1 = 0.1%).")
+    @Option(name: .customLong("max-bad"), parsing: .unconditional, help: "Fail if more than this percentage of images is unreadable (0.1 = 0.1%).")
     var maxBad: String = "0.1"
 
-    @Option(help: "Decoding threads (default: all cores).")
-    var threads: Int = 0
+    @Option(parsing: .unconditional, help: "Decoding threads (default: all cores).")
+    var threads: Int?
 
-    @Option(name: .customLong("shard-mb"), help: "Upper bound of one shard's image data, in MiB.")
+    @Option(name: .customLong("shard-mb"), parsing: .unconditional, help: "Upper bound of one shard's image data, in MiB.")
     var shardMB: Double = 256
 
     @Flag(help: "Replace an existing conversion made with other options.")
@@ -45,7 +45,7 @@ struct PrepFlags: ParsableArguments {
             throw ValidationError("--max-bad takes a percentage between 0 and 100, e.g. 0.1 or 0.1%.")
         }
         guard shardMB > 0 else { throw ValidationError("--shard-mb must be positive.") }
-        return PrepOptions(val: val, seed: seed, size: size, maxBad: pct / 100, threads: threads,
+        return PrepOptions(val: val, seed: seed, size: size, maxBad: pct / 100, threads: threads ?? 0,
                            shardBytes: max(1, Int(shardMB * 1_048_576)), force: force, progress: !quiet)
     }
 
@@ -108,12 +108,18 @@ struct PrepImageFolder: ParsableCommand {
         discussion: "ROOT/<class>/*.{png,jpg,jpeg}, or ROOT/train/<class>/... with ROOT/val and/or ROOT/test. "
             + "Images are resized (shorter side to --size) and center-cropped; EXIF orientation is ignored.")
     @Option(help: "Root folder.") var src: String
-    @Option(help: "Stored side length (e.g. 64 or 256).") var size: Int
+    @Option(parsing: .unconditional, help: "Stored side length (e.g. 64 or 256).") var size: Int
     @Option(help: "Dataset name stored in the index (default: the folder name).") var name: String?
     @OptionGroup var flags: PrepFlags
     func run() throws {
         var o = try flags.options(size: size)
         o.name = name
+        let dataset = name ?? srcURL(src).lastPathComponent
+        if let entry = DatasetCatalog.entries[dataset], !entry.prepCommand.hasPrefix("repro prep imagefolder") {
+            print("note: '\(dataset)' is also a built-in dataset; this image folder keeps the image-folder defaults "
+                + "(validation hold-out, size), and recipes treat it as a dataset of that name, not as the official "
+                + "conversion: no paper comparison.")
+        }
         reportPrep(try DataPrep.imageFolder(source: srcURL(src), output: flags.outURL, options: o))
     }
 }
@@ -122,7 +128,7 @@ struct PrepImageNet100: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "imagenet100", abstract: "ImageNet-100 (CMC class list) from an ILSVRC-2012 root with train/ and val/ class folders.")
     @Option(help: "ILSVRC-2012 root with train/<wnid>/ and val/<wnid>/.") var src: String
-    @Option(help: "Stored side length.") var size: Int = 256
+    @Option(parsing: .unconditional, help: "Stored side length.") var size: Int = 256
     @Option(help: "Class list file (default: the built-in list, data-prep/imagenet100.txt).") var classes: String?
     @OptionGroup var flags: PrepFlags
     func run() throws {
@@ -132,10 +138,21 @@ struct PrepImageNet100: ParsableCommand {
     }
 }
 
+struct PrepImagenette: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "imagenette", abstract: "Imagenette (10 ImageNet classes) from its official .tgz or extracted folder.")
+    @Option(help: "imagenette2-160.tgz, imagenette2-320.tgz, imagenette2.tgz, or the extracted folder.") var src: String
+    @Option(help: "Stored side length (shorter side resized, center crop).") var size: Int = 160
+    @OptionGroup var flags: PrepFlags
+    func run() throws {
+        reportPrep(try DataPrep.imagenette(source: srcURL(src), output: flags.outURL, options: flags.options(size: size)))
+    }
+}
+
 struct PrepTinyImageNet: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "tiny-imagenet", abstract: "Tiny-ImageNet (tiny-imagenet-200).")
     @Option(help: "The extracted tiny-imagenet-200 folder.") var src: String
-    @Option(help: "Stored side length.") var size: Int = 64
+    @Option(parsing: .unconditional, help: "Stored side length.") var size: Int = 64
     @OptionGroup var flags: PrepFlags
     func run() throws {
         reportPrep(try DataPrep.tinyImagenet(source: srcURL(src), output: flags.outURL, options: flags.options(size: size)))
@@ -148,12 +165,15 @@ struct PrepCheck: ParsableCommand {
         abstract: "Verify a converted dataset (index, sizes, SHA-256) and time epochs through the loader.")
     @Option(help: "Dataset directory (made by repro prep).") var dir: String
     @Option(help: "Split to read.") var split: String = "train"
-    @Option(name: .customLong("batch-size"), help: "Batch size.") var batchSize: Int = 128
-    @Option(help: "none | crop (random crop, padding 4, flip) | rrc (random-resized-crop 0.08, flip) | center.")
-    var augment: String = "crop"
-    @Option(help: "Output side length for crop/rrc/center (default: the stored size).") var size: Int?
-    @Option(help: "Epochs to time.") var epochs: Int = 2
-    @Option(help: "Label set.") var labels: String = "labels"
+    @Option(name: .customLong("batch-size"), parsing: .unconditional, help: "Batch size.") var batchSize: Int = 128
+    @Option(help: ArgumentHelp("As the config field augment: none | crop-flip (random crop, padding 4, flip) | rrc-flip "
+        + "(random-resized-crop 0.08, flip) | center (evaluation crop)."))
+    var augment: String = "crop-flip"
+    @Option(parsing: .unconditional, help: "Output side length for crop-flip/rrc-flip/center (default: the stored size).")
+    var size: Int?
+    @Option(parsing: .unconditional, help: "Epochs to time.") var epochs: Int = 2
+    @Option(help: "Label set, as for repro run: fine (labels) or coarse (CIFAR-100 superclasses).")
+    var labels: String = "fine"
 
     func run() throws {
         let url = URL(fileURLWithPath: dir, isDirectory: true)
@@ -164,13 +184,14 @@ struct PrepCheck: ParsableCommand {
         let aug: Augmentation
         switch augment {
         case "none": aug = .none
-        case "crop": aug = .randomCrop(size: side, padding: 4, flip: true)
-        case "rrc": aug = .randomResizedCrop(size: side, scaleMin: 0.08, flip: true)
+        case "crop-flip": aug = .randomCrop(size: side, padding: 4, flip: true)
+        case "rrc-flip": aug = .randomResizedCrop(size: side, scaleMin: 0.08, flip: true)
         case "center": aug = .centerCrop(size: side)
-        default: throw ValidationError("--augment must be none, crop, rrc or center.")
+        default: throw ValidationError("--augment must be none, crop-flip, rrc-flip or center (as `repro run`'s augment field).")
         }
+        let key = labels == "fine" ? "labels" : labels == "coarse" ? "coarse_labels" : labels
         let loader = try ShardLoader(directory: url, split: split,
-                                     options: LoaderOptions(seed: 0, augmentation: aug, labelKey: labels, checksums: .sizesOnly))
+                                     options: LoaderOptions(seed: 0, augmentation: aug, labelKey: key, checksums: .sizesOnly))
         print("Split \(split): \(loader.sampleCount) images -> \(loader.sampleShape), \(loader.isInMemory ? "in memory" : "streamed").")
         for e in 0..<max(1, epochs) {
             let start = Date()

@@ -10,11 +10,15 @@ struct Repro: ParsableCommand {
         discussion: """
             Typical use:
               repro prep fashion-mnist --out data/fashion-mnist
-              repro run asge-fmnist
-              repro eval --checkpoint checkpoints/asge-fmnist/best.h5
+              repro run asge-fmnist                 # -> runs/asge-fmnist/<date>-<time>/
+              repro eval --checkpoint runs/asge-fmnist/<date>-<time>/best.h5 --out eval.json
+              repro sweep asge-fmnist --seeds 1,2,3 --epochs 3
+              repro table runs/asge-fmnist/<sweep folder>
+              repro plot runs/asge-fmnist/<sweep folder> --out curves.svg
+              repro predict --checkpoint runs/asge-fmnist/<date>-<time>/best.h5 shirt.png
             """,
-        subcommands: [ListCommand.self, ShowCommand.self, RunCommand.self, EvalCommand.self, BenchCommand.self,
-                      PrepCommand.self])
+        subcommands: [ListCommand.self, ShowCommand.self, RunCommand.self, EvalCommand.self, PredictCommand.self,
+                      SweepCommand.self, TableCommand.self, PlotCommand.self, BenchCommand.self, PrepCommand.self])
 
     /// Runs `body`, printing an FFError's sentence (not a stack trace) and exiting 1.
     static func guarded(_ body: () throws -> Void) throws {
@@ -31,7 +35,7 @@ struct Repro: ParsableCommand {
 }
 
 struct ThreadOptions: ParsableArguments {
-    @Option(help: "Threads for kernels (default: FFREPRO_THREADS or all cores).")
+    @Option(parsing: .unconditional, help: "Threads for kernels (default: FFREPRO_THREADS or all cores).")
     var threads: Int?
 
     func context() -> ComputeContext { ComputeContext(threads: threads ?? 0) }

@@ -2,19 +2,22 @@ import ArgumentParser
 import FFEngine
 import Foundation
 
-/// Options that override fields of a recipe.
+/// Options that override fields of a recipe. Numbers are parsed unconditionally, so a
+/// negative value reaches the config's validation (which names the allowed range) instead
+/// of being taken for an option.
 struct RecipeOverrides: ParsableArguments {
-    @Option(help: "Dataset directory (default: data/<dataset>, or $FFREPRO_DATA/<dataset>).")
+    @Option(help: ArgumentHelp("Dataset directory: the recipe's dataset, or any dataset made by `repro prep` (the network "
+        + "adapts to its channels, size and classes). Default: data/<dataset>, or $FFREPRO_DATA/<dataset>."))
     var data: String?
-    @Option(help: "Epochs.") var epochs: Int?
-    @Option(help: "Batch size.") var batchSize: Int?
-    @Option(help: "Peak learning rate (the cosine schedule ends at min_lr).") var lr: Double?
-    @Option(help: "Random seed (weights, readouts, data order, augmentation).") var seed: UInt64?
-    @Option(help: "Train on the first N images of a fixed permutation.") var subset: Int?
-    @Option(help: "Evaluate on the first N images of validation/test.") var evalSubset: Int?
-    @Option(help: "Gradient accumulation: K micro-batches per optimizer step.") var accumulate: Int?
+    @Option(parsing: .unconditional, help: "Epochs.") var epochs: Int?
+    @Option(parsing: .unconditional, help: "Batch size.") var batchSize: Int?
+    @Option(parsing: .unconditional, help: "Peak learning rate (the cosine schedule ends at min_lr).") var lr: Double?
+    @Option(parsing: .unconditional, help: "Random seed (weights, readouts, data order, augmentation).") var seed: UInt64?
+    @Option(parsing: .unconditional, help: "Train on the first N images of a fixed permutation.") var subset: Int?
+    @Option(parsing: .unconditional, help: "Evaluate on the first N images of validation/test.") var evalSubset: Int?
+    @Option(parsing: .unconditional, help: "Gradient accumulation: K micro-batches per optimizer step.") var accumulate: Int?
     @Option(help: "Label set: fine (labels) or coarse (CIFAR-100 superclasses).") var labels: String?
-    @Option(help: "ASGE partition factor alpha.") var alpha: Double?
+    @Option(parsing: .unconditional, help: "ASGE partition factor alpha.") var alpha: Double?
     @Option(help: "Pooling: rms, avg or max.") var pool: String?
     @Option(help: "Prediction strategy: fusion, last or best.") var pred: String?
     @Option(help: "Convolution precision: fp32 (default) or bf16 (needs AVX512_BF16).") var precision: String?
@@ -43,14 +46,26 @@ struct RecipeOverrides: ParsableArguments {
         if let v = initFrom { c.initFrom = v }
         if let v = precision { c.precision = v }
         for s in sets { c = try c.setting(s) }
-        if c.labels != base.labels {
-            // The paper's number is for the recipe's own label set.
-            c.paperTop1 = nil
-            c.paperTop5 = nil
-            c.paperSource = nil
-        }
         try c.validate()
         return c
+    }
+
+    /// The options given that would change a stored config (all but --data and --epochs).
+    var configOptions: [String] {
+        var out: [String] = []
+        if batchSize != nil { out.append("--batch-size") }
+        if lr != nil { out.append("--lr") }
+        if seed != nil { out.append("--seed") }
+        if subset != nil { out.append("--subset") }
+        if evalSubset != nil { out.append("--eval-subset") }
+        if accumulate != nil { out.append("--accumulate") }
+        if labels != nil { out.append("--labels") }
+        if alpha != nil { out.append("--alpha") }
+        if pool != nil { out.append("--pool") }
+        if pred != nil { out.append("--pred") }
+        if initFrom != nil { out.append("--init-from") }
+        if !sets.isEmpty { out.append("--set") }
+        return out
     }
 
     var dataURL: URL? { data.map { URL(fileURLWithPath: $0, isDirectory: true) } }
@@ -58,25 +73,117 @@ struct RecipeOverrides: ParsableArguments {
 
 struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "run", abstract: "Train a recipe, keep the best-on-validation checkpoint, test it.")
+        commandName: "run", abstract: "Train a recipe, keep the best-on-validation checkpoint, test it.",
+        discussion: """
+            Each run gets its own folder, runs/<recipe>/<date>-<time>[-<tag>] (or --out): config.json,
+            best.h5, last.h5, metrics.jsonl, metrics.csv, results.json (docs/results.md). A run never
+            replaces another run's files.
+            --resume RUN_DIR (or a checkpoint) continues a run with the config stored in it; options need
+            not be repeated. To train longer than planned: --resume RUN_DIR --epochs N --extend.
+            """)
 
-    @Argument(help: "Recipe name (see `repro list`).") var name: String
+    @Argument(help: "Recipe name (see `repro list`); not needed with --resume.") var name: String?
     @OptionGroup var overrides: RecipeOverrides
-    @Option(help: "Output directory (default: checkpoints/<recipe>).") var out: String?
-    @Option(help: "Continue from this checkpoint (same recipe and options; bit-identical).") var resume: String?
+    @Option(help: "Output folder (default: runs/<recipe>/<date>-<time>[-<tag>]; $FFREPRO_RUNS replaces runs/).")
+    var out: String?
+    @Option(help: "Suffix of the default run folder name, e.g. alpha1.5.") var tag: String?
+    @Option(help: "Continue a run: its folder (from last.h5) or a checkpoint file. The config comes from the checkpoint.")
+    var resume: String?
+    @Flag(help: "With --resume and --epochs: train up to the new epoch count (the cosine schedule is stretched to it).")
+    var extend = false
     @OptionGroup var threading: ThreadOptions
+    @OptionGroup(title: "Several processes (mpirun or srun)") var mpi: ParallelOptions
 
     func run() throws {
-        try Repro.guarded {
-            let config = try overrides.apply(to: try Recipes.named(name))
+        var parallel: ParallelTraining?
+        try Repro.guarded { parallel = try mpi.start() }
+        try ParallelOptions.guarded(parallel) {
+            if tag != nil, out != nil || resume != nil {
+                throw FFError(.invalidArgument, "--tag names a new default run folder; it does not go with --out or --resume.")
+            }
             let ctx = threading.context()
-            let data = try RunData.open(config, directory: overrides.dataURL)
-            let dir = URL(fileURLWithPath: out ?? "checkpoints/\(config.name)", isDirectory: true)
-            let run = try TrainingRun(ctx, config: config, data: data, directory: dir,
-                                      resume: resume.map { URL(fileURLWithPath: $0) })
+            let choice: DatasetChoice
+            let folder: URL
+            var checkpoint: URL?
+            if let resume {
+                let (ckpt, source) = try RunFolder.resumeSource(URL(fileURLWithPath: resume))
+                let info = try RunCheckpoint.describe(ckpt)
+                var config = info.config
+                if let name, name != config.name {
+                    throw FFError(.invalidArgument, "--resume \(resume) is a run of \(config.name), not \(name).")
+                }
+                if !overrides.configOptions.isEmpty {
+                    throw FFError(.invalidArgument, "--resume takes the config from the checkpoint; "
+                        + overrides.configOptions.joined(separator: ", ") + " cannot change it. Start a new run "
+                        + "for other options (or branch: --resume \(resume) --out NEW_FOLDER keeps the config).")
+                }
+                if let epochs = overrides.epochs {
+                    guard extend else {
+                        throw FFError(.invalidArgument, "--epochs \(epochs) on --resume would change the run's length "
+                            + "(planned: \(config.epochs) epochs, done: \(info.epoch)). Add --extend to train up to "
+                            + "\(epochs) epochs; the cosine schedule is then stretched to \(epochs), so the result differs "
+                            + "from a run planned for \(epochs) epochs from the start.")
+                    }
+                    guard epochs > info.epoch else {
+                        throw FFError(.invalidArgument, "--epochs \(epochs) --extend: the checkpoint has already "
+                            + "trained \(info.epoch) epochs; give a larger count.")
+                    }
+                    config.epochs = epochs
+                } else if extend {
+                    throw FFError(.invalidArgument, "--extend needs --epochs N (the new total).")
+                }
+                folder = out.map { URL(fileURLWithPath: $0, isDirectory: true) } ?? source.url
+                // A run killed during its final test has trained every epoch but has no
+                // results.json yet: resuming it runs the test.
+                let target = RunFolder(folder)
+                if info.epoch >= config.epochs,
+                   FileManager.default.fileExists(atPath: target.results.path) || target.url != source.url {
+                    throw FFError(.invalidArgument, "\(ckpt.path) has finished all \(config.epochs) planned epochs. "
+                        + "To train more: --resume \(resume) --epochs N --extend.")
+                }
+                let stored = info.dataset.map { URL(fileURLWithPath: $0.directory, isDirectory: true) }
+                let dir = overrides.dataURL
+                    ?? stored.flatMap { FileManager.default.fileExists(atPath: $0.path) ? $0 : nil }
+                choice = try RunData.choose(config, directory: dir)
+                try Self.checkSameData(choice, info: info, checkpoint: ckpt)
+                checkpoint = ckpt
+            } else {
+                guard let name else {
+                    throw ValidationError("Name a recipe (see `repro list`), or continue a run with --resume RUN_DIR.")
+                }
+                if extend { throw FFError(.invalidArgument, "--extend goes with --resume RUN_DIR --epochs N.") }
+                let config = try overrides.apply(to: try Recipes.named(name))
+                choice = try RunData.choose(config, directory: overrides.dataURL)
+                if let note = choice.adaptation, parallel?.isRoot ?? true { print(note) }
+                folder = try out.map { URL(fileURLWithPath: $0, isDirectory: true) }
+                    ?? RunFolder.fresh(recipe: config.name, tag: tag).url
+            }
+            let data = try RunData.open(choice)
+            let run = try TrainingRun(ctx, config: choice.config, data: data, directory: try parallel?.agree(on: folder) ?? folder,
+                                      resume: checkpoint)
+            run.parallel = parallel
+            if parallel?.isRoot == false {
+                run.log = { _ in }
+                run.showProgress = false
+            }
             let result = try run.run()
-            print("checkpoints: \(run.bestCheckpoint.path) (best, epoch \(result.bestEpoch ?? 0)), \(run.lastCheckpoint.path)")
-            print("metrics: \(dir.appendingPathComponent("metrics.jsonl").path), results: \(dir.appendingPathComponent("results.json").path)")
+            guard parallel?.isRoot ?? true else { return }
+            print("run folder: \(run.directory.path)")
+            print("checkpoints: best.h5 (epoch \(result.record?.checkpointEpoch ?? result.bestEpoch ?? 0)), last.h5; "
+                + "metrics.jsonl, metrics.csv, results.json")
+        }
+    }
+
+    /// A resumed run must read the data it started with.
+    static func checkSameData(_ choice: DatasetChoice, info: CheckpointInfo, checkpoint: URL) throws {
+        if choice.adaptation != nil || choice.config.dataset != info.config.dataset {
+            throw FFError(.mismatch, "\(checkpoint.path) was trained on dataset '\(info.config.dataset)' but "
+                + "\(choice.directory.path) holds '\(choice.index.dataset)'; pass --data with the run's dataset.", file: checkpoint)
+        }
+        if let d = info.dataset, !d.fingerprint.isEmpty, d.fingerprint != choice.index.conversion.fingerprint {
+            throw FFError(.mismatch, "\(choice.directory.path) is not the conversion \(checkpoint.path) was trained on "
+                + "(fingerprint \(choice.index.conversion.fingerprint.prefix(12)) vs \(d.fingerprint.prefix(12))): its "
+                + "images, labels or splits differ. Resume with the original dataset (--data DIR).", file: checkpoint)
         }
     }
 }
@@ -85,41 +192,73 @@ struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval", abstract: "Evaluate a checkpoint: per-layer readouts, Best Pred and the classifier.")
 
-    @Option(help: "Checkpoint file written by `repro run`.") var checkpoint: String
-    @Option(help: "Dataset directory (default: data/<dataset of the checkpoint>).") var data: String?
+    @Option(help: "Checkpoint file written by `repro run` (a run folder's best.h5 or last.h5).") var checkpoint: String
+    @Option(help: "Dataset directory (default: the one the run read, else data/<dataset of the checkpoint>).")
+    var data: String?
     @Option(help: "Split: test, val or train.") var split = "test"
-    @Option(help: "Evaluate the first N images only.") var subset: Int?
+    @Option(parsing: .unconditional, help: "Evaluate the first N images only.") var subset: Int?
+    @Option(help: "Write the results record (schema v2, as results.json) to this file.") var out: String?
     @OptionGroup var threading: ThreadOptions
+    @OptionGroup(title: "Several processes (mpirun or srun: the ranks split the images)") var mpi: ParallelOptions
 
     func run() throws {
-        try Repro.guarded {
-            let url = URL(fileURLWithPath: checkpoint)
-            guard FileManager.default.fileExists(atPath: url.path) else {
-                throw FFError(.missing, "checkpoint \(url.path) does not exist; `repro run NAME` writes "
-                    + "checkpoints/NAME/best.h5 and last.h5.", file: url)
+        var parallel: ParallelTraining?
+        try Repro.guarded { parallel = try mpi.start() }
+        try ParallelOptions.guarded(parallel) {
+            guard ["test", "val", "train"].contains(split) else {
+                throw FFError(.invalidArgument, "--split must be test, val or train (got '\(split)').")
             }
-            var (config, shape, classes) = try RunCheckpoint.describe(url)
+            let url = URL(fileURLWithPath: checkpoint)
+            let info = try RunCheckpoint.describe(url)
+            var config = info.config
             config.evalSubset = subset
             let ctx = threading.context()
             try ctx.setPrecision(config.precision)
-            let net = try Network(ctx, config: config, inputShape: shape, classes: classes)
+            let net = try Network(ctx, config: config, inputShape: info.inputShape, classes: info.classes)
             let trainer = Trainer(ctx, net: net)
             let state = try RunCheckpoint.load(url, into: trainer)
-            let dataDir = data.map { URL(fileURLWithPath: $0, isDirectory: true) }
-            let opened = try RunData.open(config, directory: dataDir, splits: [split])
-            guard let provider = split == "train" ? opened.train : split == "val" ? opened.val : opened.test else {
-                throw FFError(.missing, "the dataset of \(config.name) has no '\(split)' split.")
+            let stored = info.dataset.map { URL(fileURLWithPath: $0.directory, isDirectory: true) }
+            let dir = data.map { URL(fileURLWithPath: $0, isDirectory: true) }
+                ?? stored.flatMap { FileManager.default.fileExists(atPath: $0.path) ? $0 : nil }
+            let choice = try RunData.choose(config, directory: dir)
+            if choice.adaptation != nil {
+                throw FFError(.mismatch, "\(url.path) was trained on dataset '\(config.dataset)' but \(choice.directory.path) "
+                    + "holds '\(choice.index.dataset)'.", file: url)
             }
-            guard provider.sampleShape == shape, provider.classCount == classes else {
-                throw FFError(.mismatch, "the checkpoint expects \(shape) images and \(classes) classes, "
+            if let d = info.dataset, !d.fingerprint.isEmpty, d.fingerprint != choice.index.conversion.fingerprint {
+                print("note: \(choice.directory.path) is another conversion of \(config.dataset) than the one this "
+                    + "checkpoint was trained on (fingerprints differ)")
+            }
+            let provider = try RunData.evaluationLoader(choice, split: split)
+            guard provider.sampleShape == info.inputShape, provider.classCount == info.classes else {
+                throw FFError(.mismatch, "the checkpoint expects \(info.inputShape) images and \(info.classes) classes, "
                     + "the data gives \(provider.sampleShape) and \(provider.classCount).")
             }
-            let progress = Progress("eval \(split)", total: provider.sampleCount, unit: "img")
-            let tally = try trainer.evaluate(provider, batchSize: config.microBatch, progress: progress)
+            let progress = Progress("eval \(split)", total: provider.sampleCount, unit: "img", enabled: parallel?.isRoot ?? true)
+            let tally = try parallel?.evaluate(trainer, provider, batchSize: config.microBatch, progress: progress)
+                ?? trainer.evaluate(provider, batchSize: config.microBatch, progress: progress)
             progress.finish()
-            let best = state.history.last(where: { $0.bestLayer != nil })?.bestLayer
-            print(Report.table(tally, config: config, labels: net.readoutLabels, bestLayer: best, split: split,
-                               selectedFrom: "\(url.lastPathComponent), epoch \(state.epoch)"))
+            guard parallel?.isRoot ?? true else { return }
+            // best.h5 was written at its epoch; the run may have trained on (its last.h5 says how far).
+            var trained = state.epoch
+            let last = url.deletingLastPathComponent().appendingPathComponent("last.h5")
+            if last.standardizedFileURL != url.standardizedFileURL, let l = try? RunCheckpoint.describe(last),
+               RunCheckpoint.differences(l.config, info.config).allSatisfy({ $0 == "epochs" }) {
+                trained = max(trained, l.epoch)
+            }
+            let record = ResultsRecord(kind: "eval", config: info.config, dataset: choice.info, classes: info.classes,
+                                       split: split, tally: tally,
+                                       readoutLabels: net.readoutLabels, bestReadout: info.bestReadout,
+                                       checkpoint: url.path, checkpointEpoch: state.epoch, history: state.history,
+                                       epochsTrained: trained)
+            print(Report.table(tally, config: config, labels: net.readoutLabels, bestLayer: info.bestReadout, split: split,
+                               selectedFrom: "\(url.lastPathComponent), epoch \(state.epoch)",
+                               comparison: PaperComparison.line(record)))
+            if let out {
+                let file = URL(fileURLWithPath: out)
+                try record.write(to: file)
+                print("results record: \(file.path)")
+            }
         }
     }
 }

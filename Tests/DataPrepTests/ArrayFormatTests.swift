@@ -20,15 +20,16 @@ final class ArrayFormatTests: XCTestCase {
         XCTAssertEqual(r.index.imageSize, [5, 4, 1])
         XCTAssertEqual(r.index.labelSets["labels"]?.count, 10)
 
-        // The hold-out is the seeded permutation's first 10; both splits keep file order.
-        let (train, held) = try Holdout.split(Array(0..<60), val: 10, seed: 3, dataset: "mnist")
+        // The hold-out is stratified by class and seeded; both splits keep file order.
+        let (train, held) = try Holdout.split(Array(0..<60), val: 10, seed: 3, dataset: "mnist") { Int32(labels[$0]) }
         for (split, items) in [("train", train), ("val", held), ("test", Array(60..<75))] {
             let got = try Fixtures.readSplit(out, split)
             XCTAssertEqual(got.labels, items.map { Int32(labels[$0]) }, split)
             XCTAssertEqual(got.images, items.flatMap { pixels[$0 * 20..<($0 + 1) * 20] }, split)
         }
         // Mean over the train split only.
-        let trainPixels = train.flatMap { pixels[$0 * 20..<($0 + 1) * 20] }.map(Double.init)
+        let trainBytes: [UInt8] = train.flatMap { pixels[$0 * 20..<($0 + 1) * 20] }
+        let trainPixels = trainBytes.map(Double.init)
         let mean = trainPixels.reduce(0, +) / Double(trainPixels.count) / 255
         XCTAssertEqual(r.index.channelMean[0], mean, accuracy: 1e-12)
     }

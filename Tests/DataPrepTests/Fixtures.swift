@@ -1,17 +1,14 @@
 import FFEngine
 import FFIO
 import Foundation
+import TestScratch
 import XCTest
 
 @testable import DataPrep
 
 /// Small generated datasets in temporary directories.
 enum Fixtures {
-    static func tempDir(_ name: String = "ffprep") -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(UUID().uuidString)")
-        try! FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        return url
-    }
+    static func tempDir(_ name: String = "ffprep") -> URL { Scratch.directory(name) }
 
     static var quiet: PrepOptions { PrepOptions(progress: false) }
 

@@ -1,15 +1,12 @@
 import FFEngine
 import Foundation
+import TestScratch
 import XCTest
 
 /// Writes a small dataset directory in the shard format (without DataPrep, which this test
 /// target does not link), for loader tests.
 enum ShardFixture {
-    static func tempDir() -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("ffload-\(UUID().uuidString)")
-        try! FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        return url
-    }
+    static func tempDir() -> URL { Scratch.directory("ffload") }
 
     static func pixel(_ i: Int, _ k: Int) -> UInt8 { UInt8((i * 131 + k * 29 + (k * k * 7) % 61) & 255) }
 

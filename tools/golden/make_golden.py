@@ -6,10 +6,11 @@ Run by hand (CI never needs torch):
     .venv-golden/bin/python tools/golden/make_golden.py Tests/FFEngineTests/Fixtures
 
 For each case it builds a tiny VGG-style network, runs two layer-local training steps
-exactly as the method describes (independent PyTorch implementation of the spec in
-../shared/spec/METHODS.md), and stores inputs, initial parameters, per-step per-layer
-losses and logits, and the parameters after the two optimizer steps. Parameter names
-match ffrepro's (units.<i>.conv.weight, units.<i>.local.readout.weight, head.linear.weight...).
+exactly as the method describes (an independent PyTorch implementation of the method as
+papers/asge/README.md and papers/dtgff/README.md state it), and stores inputs, initial
+parameters, per-step per-layer losses and logits, and the parameters after the two
+optimizer steps. Parameter names match ffrepro's (units.<i>.conv.weight,
+units.<i>.local.readout.weight, head.linear.weight...).
 
 Cases:
   asge   channels [4, 8, 8], pool after 1 and 3 (RMS), 8x8x3 input, alpha 2 -> P = 4, 2, 2,

@@ -54,6 +54,15 @@ void ff_parallel_for_dynamic(ff_ctx *ctx, long n, long grain, ff_task_fn fn, voi
  * every training step. Idempotent; a no-op on other C libraries. */
 void ff_tune_process_allocator(void);
 
+/* Tensor memory (alloc.c): 64-byte aligned; buffers of 1 MiB and more are page-mapped and
+ * cached by exact size for reuse, within 64 MiB of the high-water mark of live bytes.
+ * ff_buffer_alloc returns NULL when memory is exhausted. ff_buffer_release_cache returns
+ * every cached buffer to the OS and restarts the high-water mark at the live bytes. */
+void *ff_buffer_alloc(size_t bytes, int zeroed);
+void ff_buffer_free(void *p, size_t bytes);
+size_t ff_buffer_cached_bytes(void);
+void ff_buffer_release_cache(void);
+
 /* Per-thread scratch: returns a 64-byte aligned buffer of at least `floats` floats for
  * thread `tid` (0 <= tid < threads) and `slot` (0 <= slot < FF_SCRATCH_SLOTS). The buffer
  * stays valid until the next request for the same (tid, slot). Contents are undefined. */

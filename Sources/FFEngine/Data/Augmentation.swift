@@ -1,3 +1,4 @@
+import FFIO
 import Foundation
 
 /// Per-sample image transform applied by `ShardLoader` to the stored uint8 images.
@@ -69,6 +70,22 @@ enum PixelOp: Equatable {
     case crop(top: Int, left: Int, flip: Bool)
     /// Source rectangle resampled to the output size.
     case resample(x0: Double, y0: Double, width: Double, height: Double, flip: Bool)
+}
+
+extension PixelOp {
+    /// One stored HWC uint8 image -> normalized CHW floats (pixel * scale[ch] + bias[ch]):
+    /// what the loader does per sample, and `repro predict` per image file.
+    func render(_ src: UnsafePointer<UInt8>, height h: Int, width w: Int, channels c: Int, outHeight oh: Int, outWidth ow: Int,
+                scale: UnsafePointer<Float>, bias: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>) {
+        switch self {
+        case let .crop(top, left, flip):
+            ffio_crop_normalize(src, Int32(h), Int32(w), Int32(c), Int32(top), Int32(left), Int32(oh), Int32(ow),
+                                flip ? 1 : 0, scale, bias, dst)
+        case let .resample(x0, y0, rw, rh, flip):
+            ffio_resample_normalize(src, Int32(h), Int32(w), Int32(c), x0, y0, rw, rh, Int32(oh), Int32(ow),
+                                    flip ? 1 : 0, scale, bias, dst)
+        }
+    }
 }
 
 extension Augmentation {

@@ -42,8 +42,9 @@ public enum DatasetCatalog {
                 + "val images sorted into class folders); the official val becomes the test split."),
             e("tiny-imagenet", "repro prep tiny-imagenet --src <tiny-imagenet-200> --out data/tiny-imagenet", 200,
               [64, 64, 3], "<tiny-imagenet-200> is the extracted tiny-imagenet-200.zip (wnids.txt, train/, val/)."),
-            e("imagenette", "repro prep imagefolder --src <imagenette2-320> --out data/imagenette --size 160 --name imagenette",
-              10, [160, 160, 3], "<imagenette2-320> is the extracted imagenette2-320.tgz (train/<wnid>/, val/<wnid>/)."),
+            e("imagenette", "repro prep imagenette --src <imagenette2-160.tgz> --out data/imagenette", 10, [160, 160, 3],
+              "<imagenette2-160.tgz> is fast.ai's official archive (or imagenette2-320.tgz, or either extracted folder "
+                + "with train/<wnid>/ and val/<wnid>/)."),
         ]
         return Dictionary(uniqueKeysWithValues: list.map { ($0.name, $0) })
     }()

@@ -67,12 +67,16 @@ public final class ShardLoader: BatchProvider {
         store = try ShardStore(directory: directory, index: index, split: split, rows: selected,
                                labelKey: options.labelKey, memoryLimit: limit)
         if options.normalize {
-            scale = index.channelStd.map { Float(1 / (255 * $0)) }
-            bias = zip(index.channelMean, index.channelStd).map { Float(-$0 / $1) }
+            (scale, bias) = ShardLoader.normalization(mean: index.channelMean, std: index.channelStd)
         } else {
             scale = [Float](repeating: 1 / 255, count: c)
             bias = [Float](repeating: 0, count: c)
         }
+    }
+
+    /// Per-channel (scale, bias) taking a uint8 pixel to (pixel/255 - mean) / std.
+    public static func normalization(mean: [Double], std: [Double]) -> (scale: [Float], bias: [Float]) {
+        (std.map { Float(1 / (255 * $0)) }, zip(mean, std).map { Float(-$0 / $1) })
     }
 
     /// A quarter of physical memory, at most 8 GiB.
@@ -141,15 +145,9 @@ public final class ShardLoader: BatchProvider {
                 for (i, l) in locals.enumerated() {
                     let src = staging.map { UnsafePointer($0 + i * store.imageBytes) } ?? store.image(l)
                     var rng = SeededRandom(seed: options.seed, stream: "augment", UInt64(epoch), UInt64(store.rows[l]))
-                    let dst = out.pointer + i * plane
-                    switch options.augmentation.draw(height: h, width: w, rng: &rng) {
-                    case let .crop(top, left, flip):
-                        ffio_crop_normalize(src, Int32(h), Int32(w), Int32(c), Int32(top), Int32(left), Int32(oh), Int32(ow),
-                                            flip ? 1 : 0, sc.baseAddress, bi.baseAddress, dst)
-                    case let .resample(x0, y0, rw, rh, flip):
-                        ffio_resample_normalize(src, Int32(h), Int32(w), Int32(c), x0, y0, rw, rh, Int32(oh), Int32(ow),
-                                                flip ? 1 : 0, sc.baseAddress, bi.baseAddress, dst)
-                    }
+                    options.augmentation.draw(height: h, width: w, rng: &rng)
+                        .render(src, height: h, width: w, channels: c, outHeight: oh, outWidth: ow,
+                                scale: sc.baseAddress!, bias: bi.baseAddress!, into: out.pointer + i * plane)
                 }
             }
         }

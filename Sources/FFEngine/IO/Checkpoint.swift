@@ -1,11 +1,12 @@
 import Foundation
 
-/// A training checkpoint: named float32 tensors, named uint64 arrays (RNG states, counters)
-/// and string attributes, stored in one HDF5 file.
+/// A training checkpoint: named float32 tensors, named uint64 arrays (RNG states, counters),
+/// string attributes and typed numeric attributes, stored in one HDF5 file.
 ///
 /// On disk: a tensor "params/layer3.conv.weight" is the float32 dataset of that path (the
 /// groups "params" etc. are created), uint64 arrays likewise; attributes are variable-length
-/// UTF-8 string attributes of the root group. Reserved root attributes: `ffrepro_format`
+/// UTF-8 string attributes of the root group, numbers are int64 or float64 attributes
+/// (scalars without a dimension, lists one-dimensional). Reserved root attributes: `ffrepro_format`
 /// ("ffrepro-checkpoint"), `ffrepro_format_version` and `ffrepro_order` (JSON list of the
 /// dataset names in insertion order). Files are written atomically.
 public struct Checkpoint {
@@ -16,6 +17,8 @@ public struct Checkpoint {
     public var tensors: [(String, Tensor)]
     public var uint64Arrays: [(String, [UInt64])]
     public var attributes: [String: String]
+    /// Numeric root attributes (h5py reads them as numbers, not strings).
+    public var numbers: [String: NumericAttribute] = [:]
     /// The file this checkpoint was read from (for error messages); nil if built in memory.
     public var source: URL?
 
@@ -36,7 +39,11 @@ public struct Checkpoint {
     public func write(to url: URL) throws {
         let names = tensors.map(\.0) + uint64Arrays.map(\.0)
         try Checkpoint.checkNames(names, file: url)
-        if let bad = attributes.keys.first(where: { Checkpoint.reserved.contains($0) }) {
+        if let bad = attributes.keys.first(where: { numbers[$0] != nil }) {
+            throw FFError(.invalidArgument, "Cannot write checkpoint \(url.path): the attribute '\(bad)' is given both "
+                + "as a string and as a number.", file: url)
+        }
+        if let bad = Set(attributes.keys).union(numbers.keys).first(where: { Checkpoint.reserved.contains($0) }) {
             throw FFError(.invalidArgument, "Cannot write checkpoint \(url.path): the attribute name '\(bad)' "
                 + "is reserved by the checkpoint format; rename it.", file: url)
         }
@@ -56,6 +63,7 @@ public struct Checkpoint {
             let order = try JSONSerialization.data(withJSONObject: names)
             try file.setAttribute("ffrepro_order", String(decoding: order, as: UTF8.self))
             for key in attributes.keys.sorted() { try file.setAttribute(key, attributes[key]!) }
+            for key in numbers.keys.sorted() { try numbers[key]!.write(to: file, name: key) }
             try file.close()
             try AtomicFile.commit(temp, to: url)
         } catch {
@@ -101,6 +109,7 @@ public struct Checkpoint {
             order = listed + order.filter { !Set(listed).contains($0) }
         }
         var ckpt = Checkpoint(attributes: attrs)
+        ckpt.numbers = try readNumbers(file)
         ckpt.source = url
         for name in order {
             let d = try file.dataset(name)
@@ -150,6 +159,34 @@ public struct Checkpoint {
         return out
     }
 
+    /// Only the numeric attributes (cheap: no tensor data is read).
+    public static func readNumbers(from url: URL) throws -> [String: NumericAttribute] {
+        let file = try HDF5File(url)
+        _ = try readAttributes(file, allowForeign: false)
+        return try readNumbers(file)
+    }
+
+    static func readNumbers(_ file: HDF5File) throws -> [String: NumericAttribute] {
+        var out: [String: NumericAttribute] = [:]
+        for name in try file.attributeNames() where !reserved.contains(name) {
+            let (type, count) = try file.attributeInfo(name)
+            switch type {
+            case .int32, .int64, .uint8:
+                let v = try file.attribute(name, as: Int64.self)
+                out[name] = count == 1 ? .int(v[0]) : .ints(v)
+            case .uint64:
+                let v = try file.attribute(name, as: UInt64.self).map { Int64(truncatingIfNeeded: $0) }
+                out[name] = count == 1 ? .int(v[0]) : .ints(v)
+            case .float32, .float64:
+                let v = try file.attribute(name, as: Double.self)
+                out[name] = count == 1 ? .double(v[0]) : .doubles(v)
+            default:
+                continue
+            }
+        }
+        return out
+    }
+
     // MARK: validation
 
     /// One sentence per problem: missing tensors, shape mismatches, and (unless
@@ -184,5 +221,42 @@ public struct Checkpoint {
         throw FFError(.mismatch, "\(where_) does not match the model: " + p.joined(separator: "; ")
             + ". It was written for a different model configuration; load it with the configuration stored "
             + "in its 'config' attribute, or start a new run.", path: source?.path)
+    }
+}
+
+/// A numeric checkpoint attribute. A one-element list reads back as a scalar (HDF5 keeps
+/// the difference, the reader here does not need it): use `integers`/`reals` for lists.
+public enum NumericAttribute: Equatable {
+    case int(Int64)
+    case ints([Int64])
+    case double(Double)
+    case doubles([Double])
+
+    public var integers: [Int]? {
+        switch self {
+        case let .int(v): return [Int(v)]
+        case let .ints(v): return v.map { Int($0) }
+        default: return nil
+        }
+    }
+
+    public var integer: Int? { integers.flatMap { $0.count == 1 ? $0[0] : nil } }
+
+    public var reals: [Double] {
+        switch self {
+        case let .int(v): return [Double(v)]
+        case let .ints(v): return v.map(Double.init)
+        case let .double(v): return [v]
+        case let .doubles(v): return v
+        }
+    }
+
+    func write(to file: HDF5File, name: String) throws {
+        switch self {
+        case let .int(v): try file.setAttribute(name, [v], scalar: true)
+        case let .ints(v): try file.setAttribute(name, v)
+        case let .double(v): try file.setAttribute(name, [v], scalar: true)
+        case let .doubles(v): try file.setAttribute(name, v)
+        }
     }
 }

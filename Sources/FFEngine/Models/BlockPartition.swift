@@ -5,6 +5,8 @@ public enum BlockPartition: Equatable {
     case perStage
     case whole
     case counts([Int])
+    /// Blocks of m consecutive units from the input side; the last holds the remainder.
+    case groupsOf(Int)
 
     public static func parse(_ text: String) throws -> BlockPartition {
         switch text {
@@ -12,12 +14,17 @@ public enum BlockPartition: Equatable {
         case "per-residual-unit": return .perResidualUnit
         case "per-stage": return .perStage
         case "whole": return .whole
+        case _ where text.hasPrefix("groups-of-"):
+            guard let m = Int(text.dropFirst("groups-of-".count)), m > 0 else {
+                throw FFError("blocks = '\(text)': groups-of-M needs a positive unit count M, e.g. groups-of-2.")
+            }
+            return .groupsOf(m)
         default:
             let parts = text.split(separator: ",", omittingEmptySubsequences: false)
                 .map { Int($0.trimmingCharacters(in: .whitespaces)) }
             guard !parts.isEmpty, parts.allSatisfy({ ($0 ?? 0) > 0 }) else {
                 throw FFError("blocks = '\(text)' is not one of per-unit, per-layer, per-residual-unit, per-stage, whole, "
-                    + "or a comma list of positive unit counts such as \"3,2,2\".")
+                    + "groups-of-M, or a comma list of positive unit counts such as \"3,2,2\".")
             }
             return .counts(parts.map { $0! })
         }
@@ -31,6 +38,8 @@ public enum BlockPartition: Equatable {
             return units.map { [$0.index] }
         case .whole:
             return [units.map(\.index)]
+        case .groupsOf(let m):
+            return stride(from: 0, to: units.count, by: m).map { Array($0..<min($0 + m, units.count)) }
         case .perResidualUnit:
             groups = units.map { [$0.index] }
         case .perStage:

@@ -17,6 +17,8 @@ public final class Network {
     public let readouts: [Int]
     public let head: FeatureHead?
     public let headBlock: Int?
+    /// BiCovG's Logistic Fusion of the readouts' scores (pred = goodness-logistic).
+    public let fusion: LogisticFusion?
 
     public init(_ ctx: ComputeContext, config: RecipeConfig, inputShape: [Int], classes: Int) throws {
         try config.validate()
@@ -34,7 +36,12 @@ public final class Network {
                 boundary.append(LayerNorm(ctx, name: "blocks.\(b).norm", featureShape: last.outputShape,
                                           eps: Float(config.lnEps), affine: false))
             }
-            return Block(index: b, units: members.map { units[$0] }, boundary: Sequential(boundary))
+            // BiCovG's Feature Alignment Layer on every block input but the image.
+            let entry: [Layer] = config.fal && b > 0
+                ? [FeatureAlignment.layer(ctx, name: "blocks.\(b).fal", channels: units[members[0]].inputShape[0],
+                                          bias: config.falBias)]
+                : []
+            return Block(index: b, entry: Sequential(entry), units: members.map { units[$0] }, boundary: Sequential(boundary))
         }
 
         var readouts: [Int] = []
@@ -49,6 +56,10 @@ public final class Network {
             }
         }
         self.readouts = readouts
+        fusion = config.pred == "goodness-logistic"
+            ? LogisticFusion(ctx, readouts: readouts.count, first: config.fusionInitFirst, last: config.fusionInitLast,
+                             decay: config.fusionDecay)
+            : nil
 
         let last = units.count - 1
         let point = FeatureHead.Point(rawValue: config.headInput) ?? .tap
@@ -84,6 +95,12 @@ public final class Network {
         case "class-goodness":
             return ClassGoodness(ctx, name: name, mapShape: tap, classes: classes, kernel: c.auxKernel, bias: c.auxBias,
                                  seed: c.seed)
+        case "covariance-goodness":
+            let p = Ops.partition(alpha: c.alpha, lastChannels: lastChannels, channels: tap[0], height: tap[1], width: tap[2])
+            return CovarianceGoodness(ctx, name: name, mapShape: tap, partition: p, bins: c.goodnessBins, covariance: c.cov,
+                                      directions: c.covDirections, levels: c.covLevels, patchEnergies: c.covPatchEnergies,
+                                      classes: classes, readoutStd: Float(c.readoutStdScale / Double(classes).squareRoot()),
+                                      seed: c.seed)
         default:
             let p = Ops.partition(alpha: c.alpha, lastChannels: lastChannels, channels: tap[0], height: tap[1], width: tap[2])
             return SpatialGoodness(ctx, name: name, channels: tap[0], partition: p, bins: c.goodnessBins, classes: classes,
@@ -93,7 +110,15 @@ public final class Network {
         }
     }
 
-    public var parameters: [Parameter] { blocks.flatMap(\.parameters) + (head?.parameters ?? []) }
+    public var parameters: [Parameter] {
+        blocks.flatMap(\.parameters) + (head?.parameters ?? []) + (fusion?.parameters ?? [])
+    }
+
+    /// Parameters of the predictor trained on detached inputs (its own optimizer): the
+    /// detached head's, or the Logistic Fusion gates.
+    public var detachedPredictorParameters: [Parameter] {
+        (headBlock == nil ? head?.parameters ?? [] : []) + (fusion?.parameters ?? [])
+    }
     public var buffers: [Buffer] { blocks.flatMap(\.buffers) + (head?.buffers ?? []) }
 
     /// Parameters one block's optimizer updates: its own, and the head's when attached to it.
@@ -101,18 +126,20 @@ public final class Network {
         block.parameters + (headBlock == block.index ? head?.parameters ?? [] : [])
     }
 
-    /// Forward multiply-accumulates per sample through all conv layers (and aux convs).
-    public var forwardMACs: Int { units.reduce(0) { $0 + $1.forwardMACs } }
+    /// Forward multiply-accumulates per sample through all conv layers (aux convs, entries).
+    public var forwardMACs: Int { units.reduce(0) { $0 + $1.forwardMACs } + blocks.reduce(0) { $0 + $1.entryMACs } }
 
     /// Multiply-accumulates per sample of one training step: forward, weight gradient, and
     /// the input gradient everywhere except at the first layers of each block.
-    public var trainMACs: Int { 3 * forwardMACs - blocks.reduce(0) { $0 + $1.units[0].inputMACs } }
+    public var trainMACs: Int { 3 * forwardMACs - blocks.reduce(0) { $0 + $1.inputMACs } }
 
     /// Local objectives in readout order.
     public var objectives: [LocalObjective] { readouts.map { units[$0].local! } }
 
-    /// Partition factors P_l of the spatial-goodness readouts.
-    public var partitions: [Int] { objectives.compactMap { ($0 as? SpatialGoodness)?.partition } }
+    /// Partition factors P_l of the spatial-goodness (and covariance-goodness) readouts.
+    public var partitions: [Int] {
+        objectives.compactMap { ($0 as? SpatialGoodness)?.partition ?? ($0 as? CovarianceGoodness)?.partition }
+    }
 
     /// How reports name readout r: the unit, or the block when blocks hold several units.
     public func readoutLabel(_ r: Int) -> String {
@@ -129,12 +156,13 @@ public final class Network {
     public func releaseCaches() {
         blocks.forEach { $0.releaseCache() }
         head?.releaseCache()
+        fusion?.releaseCache()
     }
 
     /// A one-paragraph description for logs.
     public var summary: String {
         let blockText = blocks.map { b -> String in
-            b.units.map { u -> String in
+            (b.hasEntry ? "fal " : "") + b.units.map { u -> String in
                 let p = u.local.map { "·" + $0.shortDescription } ?? ""
                 return "\(u.tapShape[0])\(p)" + (u.outputShape[1] < u.inputShape[1] ? "↓" : "")
             }.joined(separator: " ")

@@ -58,28 +58,40 @@ public final class Unit {
 /// The engine's unit of locality: consecutive units trained by backprop inside, from a
 /// detached input, by the local objectives at their taps (and the classifier head when it
 /// is attached to this block). `boundary` (SFF's LayerNorm) maps the last unit's output to
-/// what the next block receives; it is computed without gradient.
+/// what the next block receives; it is computed without gradient. `entry` (BiCovG's
+/// Feature Alignment Layer; empty elsewhere) maps the detached input before the first
+/// unit and trains with the block: the first unit then computes its input gradient, and
+/// the entry's backward stops there (no input gradient).
 public final class Block {
     public let index: Int
+    public let entry: Sequential
     public let units: [Unit]
     public let boundary: Sequential
     /// Per-sample shape of what the block passes on.
     public let outputShape: [Int]
 
-    init(index: Int, units: [Unit], boundary: Sequential) {
+    init(index: Int, entry: Sequential = Sequential([]), units: [Unit], boundary: Sequential) {
         self.index = index
+        self.entry = entry
         self.units = units
         self.boundary = boundary
         outputShape = Array(boundary.outputShape([1] + units.last!.outputShape).dropFirst())
     }
 
-    public var parameters: [Parameter] { units.flatMap(\.parameters) + boundary.parameters }
-    public var buffers: [Buffer] { units.flatMap(\.buffers) + boundary.buffers }
+    public var hasEntry: Bool { !entry.layers.isEmpty }
+    public var parameters: [Parameter] { entry.parameters + units.flatMap(\.parameters) + boundary.parameters }
+    public var buffers: [Buffer] { entry.buffers + units.flatMap(\.buffers) + boundary.buffers }
+
+    /// Forward multiply-accumulates per sample of the entry.
+    public var entryMACs: Int { entry.forwardMACs([1] + units[0].inputShape) }
+    /// The MACs whose input gradient is never computed: of the layers reading the block's input.
+    public var inputMACs: Int { hasEntry ? entry.inputMACs([1] + units[0].inputShape) : units[0].inputMACs }
     public var label: String {
         units.count == 1 ? units[0].label : "\(units.first!.label)...\(units.last!.label)"
     }
 
     public func releaseCache() {
+        entry.releaseCache()
         units.forEach { $0.releaseCache() }
         boundary.releaseCache()
     }

@@ -3,7 +3,9 @@
 /// objectives differ only in how the scores come from the map; each lives in its own file:
 /// - `SpatialGoodness` (ASGE, DTG-FF): patch goodness, fixed random readout, temperature;
 /// - `ClassGoodness` (SFF): aux conv to N maps, g_k = mean a_k^2, so the cross-entropy of g
-///   is SFF's log-sum-exp loss.
+///   is SFF's log-sum-exp loss;
+/// - `CovarianceGoodness` (BiCovG): patch energies and covariance energies along K fixed
+///   directions at pyramid levels, fixed random readout.
 public protocol LocalObjective: AnyObject {
     var name: String { get }
     var parameters: [Parameter] { get }

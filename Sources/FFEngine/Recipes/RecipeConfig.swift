@@ -20,10 +20,14 @@ public struct RecipeConfig: Codable, Equatable {
     /// "per-unit" (alias "per-layer": layer-local training), "per-residual-unit" (like
     /// per-unit, the stem joins the unit after it), "per-stage" (units between
     /// downsamplings; the stem joins the first stage), "whole" (end-to-end backprop), or a
-    /// comma list of unit counts ("3,2,2,2").
+    /// comma list of unit counts ("3,2,2,2"), or "groups-of-M" (blocks of M consecutive
+    /// units from the input side, the last one holding the remainder: BiCovG's Hybrid
+    /// Goodness Blocks).
     public var blocks: String = "per-unit"
     /// The local objective: "spatial-goodness" (ASGE/DTG-FF patch goodness + fixed readout),
-    /// "class-goodness" (SFF: aux conv to N maps, g_k = mean a_k^2, log-sum-exp loss) or "none".
+    /// "class-goodness" (SFF: aux conv to N maps, g_k = mean a_k^2, log-sum-exp loss),
+    /// "covariance-goodness" (BiCovG: patch energies and covariance energies, fixed readout;
+    /// the `cov*` fields) or "none".
     public var localLoss: String = "spatial-goodness"
     /// Where local objectives sit: "block-output" (the tap of each block's last unit) or
     /// "every-unit" (every unit's tap; with one whole block this is BP-DeepSup).
@@ -83,7 +87,10 @@ public struct RecipeConfig: Codable, Equatable {
     public var poolSize: Int = 2
     /// 1-based conv layers followed by pooling; nil = the architecture's default. [choice for VGG8]
     public var poolAfter: [Int]?
-    /// Prediction strategy: "fusion", "last" or "best".
+    /// Prediction strategy: "fusion", "last", "best", or from the readouts' scores without a
+    /// feature classifier: "goodness-mean" (their mean), "goodness-last" (the last one),
+    /// "goodness-logistic" (BiCovG's Logistic Fusion: sum_l sigmoid(w_l) a_l, learnable
+    /// w_l trained by its own cross-entropy on the detached scores).
     public var pred: String = "fusion"
     /// Where the classifier head reads each layer: "tap" (GAP of the post-ReLU map, where
     /// the goodness is taken) or "output" (GAP after pooling/normalisation). [choice]
@@ -106,6 +113,31 @@ public struct RecipeConfig: Codable, Equatable {
     public var auxKernel: Int = 1
     /// Whether the auxiliary conv has a bias. [choice: PyTorch's Conv2d default]
     public var auxBias: Bool = true
+
+    // MARK: BiCovG (local_loss = covariance-goodness; papers/bicovg/README.md)
+    /// Whether the covariance energies are computed; false leaves plain ASGE goodness (the
+    /// ablation "cov off": the same readout rows for the patch energies).
+    public var cov: Bool = true
+    /// K, the fixed random unit directions u_k in R^C of the cross-channel axis. [choice]
+    public var covDirections: Int = 64
+    /// Pyramid levels P of the spatial axis: energies over P x P patches, each level clipped
+    /// to the map and repeats dropped. [choice]
+    public var covLevels: [Int] = [1, 2, 4]
+    /// Whether ASGE's patch energies (partition P_l from alpha) are concatenated in front of
+    /// the covariance energies. [choice]
+    public var covPatchEnergies: Bool = true
+    /// Feature Alignment Layer: x + Conv1x1(x) on every block's input except the first
+    /// block's, the conv zero-initialised and trained by that block's loss.
+    public var fal: Bool = false
+    /// Whether the Feature Alignment conv has a bias (zero-initialised too). [choice]
+    public var falBias: Bool = true
+    /// pred = goodness-logistic: initial gate logits w_l, linear in depth from the first
+    /// readout's value to the last's (sigmoid -2 = 0.12, sigmoid 2 = 0.88). [choice]
+    public var fusionInitFirst: Double = -2
+    public var fusionInitLast: Double = 2
+    /// Whether weight decay applies to the gate logits w_l (it would pull every gate to
+    /// 1/2). [choice]
+    public var fusionDecay: Bool = false
 
     // MARK: Transfer
     /// Initial weights from a .safetensors file (torchvision/timm names) or a repro checkpoint,
@@ -291,22 +323,45 @@ public struct RecipeConfig: Codable, Equatable {
         dict[key] = value is NSNull ? nil : value
         do {
             return try RecipeConfig.decoder.decode(RecipeConfig.self, from: JSONSerialization.data(withJSONObject: dict))
-        } catch {
-            throw FFError("--set \(assignment): the value does not fit field '\(key)' (\(error)).")
+        } catch let e as DecodingError {
+            var wanted = RecipeConfig.expected(e)
+            if key == "pool" { wanted = "one of " + Ops.PoolKind.allCases.map(\.rawValue).joined(separator: ", ") }
+            if case .dataCorrupted = e, Double(raw) != nil { wanted = "a whole number in range" }
+            throw FFError("--set \(assignment): \(key) takes \(wanted), not \(raw.isEmpty ? "an empty value" : "'\(raw)'"). "
+                + "`repro show NAME` prints every field with its current value.")
+        }
+    }
+
+    /// What a field wanted, in words (no Swift type names or coding paths).
+    static func expected(_ e: DecodingError) -> String {
+        func words(_ t: Any.Type) -> String {
+            switch t {
+            case is Int.Type, is UInt64.Type: return "a whole number"
+            case is Double.Type: return "a number"
+            case is Bool.Type: return "true or false"
+            case is String.Type: return "a word or a quoted string"
+            default: return "\(t)".hasPrefix("Array") ? "a JSON list such as [1,3,5]" : "another kind of value"
+            }
+        }
+        switch e {
+        case let .typeMismatch(t, _), let .valueNotFound(t, _): return words(t)
+        case let .dataCorrupted(ctx):
+            return ctx.debugDescription.contains("does not fit") ? "a whole number in range" : "one of its documented values"
+        default: return "another kind of value"
         }
     }
 
     /// Rejects combinations that cannot run, with a message naming the field.
     public func validate() throws {
         let known: [(String, String, [String])] = [
-            ("local_loss", localLoss, ["spatial-goodness", "class-goodness", "none"]),
+            ("local_loss", localLoss, ["spatial-goodness", "class-goodness", "covariance-goodness", "none"]),
             ("local_loss_at", localLossAt, ["block-output", "every-unit"]),
             ("block_norm", blockNorm, ["none", "layernorm"]),
             ("conv_norm", convNorm, ["none", "batch"]),
             ("precision", precision, ["fp32", "bf16"]),
             ("stem", stem, ["auto", "cifar", "imagenet"]),
             ("init_scheme", initScheme, ["torchvision", "pytorch-default"]),
-            ("pred", pred, ["fusion", "last", "best", "goodness-mean", "goodness-last"]),
+            ("pred", pred, ["fusion", "last", "best", "goodness-mean", "goodness-last", "goodness-logistic"]),
             ("optimizer", optimizer, ["adamw", "sgd"]),
             ("augment", augment, ["none", "crop-flip", "rrc-flip"]),
             ("labels", labels, ["labels", "coarse_labels"]),
@@ -322,7 +377,7 @@ public struct RecipeConfig: Codable, Equatable {
         if epochs < 1 { throw FFError("epochs must be at least 1 (got \(epochs)).") }
         if lr <= 0 || minLr < 0 || minLr > lr { throw FFError("need 0 <= min_lr <= lr and lr > 0 (lr \(lr), min_lr \(minLr)).") }
         if alpha < 0 { throw FFError("alpha must be >= 0 (got \(alpha)).") }
-        if ["best", "goodness-mean", "goodness-last"].contains(pred) && (!hasLocalLoss || headBackprop) {
+        if ["best", "goodness-mean", "goodness-last", "goodness-logistic"].contains(pred) && (!hasLocalLoss || headBackprop) {
             throw FFError("pred = \(pred) predicts from the local readouts and trains no classifier: it needs "
                 + "local_loss != none and head_backprop = false (this config: local_loss \(localLoss), "
                 + "head_backprop \(headBackprop)).")
@@ -336,6 +391,19 @@ public struct RecipeConfig: Codable, Equatable {
         }
         if auxKernel < 1 || auxKernel % 2 == 0 {
             throw FFError("aux_kernel must be an odd size >= 1 (got \(auxKernel)).")
+        }
+        if localLoss == "covariance-goodness" {
+            if !cov && !covPatchEnergies {
+                throw FFError("local_loss = covariance-goodness with cov = false and cov_patch_energies = false reads "
+                    + "nothing; turn one of them on (cov = false alone is plain ASGE goodness).")
+            }
+            if covDirections < 1 { throw FFError("cov_directions must be at least 1 (got \(covDirections)).") }
+            if covLevels.isEmpty || covLevels.count > 16 || covLevels.contains(where: { $0 < 1 }) {
+                throw FFError("cov_levels must list 1 to 16 pyramid levels, each >= 1 (got \(covLevels)).")
+            }
+            if learnTemperature {
+                throw FFError("learn_temperature applies to local_loss = spatial-goodness, not covariance-goodness.")
+            }
         }
         _ = try BlockPartition.parse(blocks)
         try Architectures.validate(self)

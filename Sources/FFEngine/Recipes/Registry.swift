@@ -1,7 +1,7 @@
 /// The named recipes: complete configs reproducing a paper's setting. `repro list` prints
 /// them, `repro show NAME` prints one as JSON, `repro run NAME` trains it.
 public enum Recipes {
-    public static var all: [RecipeConfig] { asge + baselines + dtgff + sff }
+    public static var all: [RecipeConfig] { asge + baselines + dtgff + sff + bicovg }
 
     public static func named(_ name: String) throws -> RecipeConfig {
         if let r = all.first(where: { $0.name == name }) { return r }
@@ -83,7 +83,10 @@ public enum Recipes {
         return c
     }
 
-    public static var dtgff: [RecipeConfig] {
+    public static var dtgff: [RecipeConfig] { dtgffPairs.map(\.0) + dtgffPairs.map(\.1) }
+
+    /// Each DTG-FF recipe with its BP-DeepSup twin.
+    static var dtgffPairs: [(RecipeConfig, RecipeConfig)] {
         var imagenet = dtg("dtgff-imagenet100", dataset: "imagenet100", arch: "vgg11", epochs: 100, top1: 49.4,
                            source: "DTG-FF abstract (VGG11, 224x224)")
         imagenet.augment = "rrc-flip"
@@ -109,7 +112,7 @@ public enum Recipes {
             bpds(ds[3], top1: nil, source: "DTG-FF (not in our sources)"),
             bpds(ds[4], top1: nil, source: "DTG-FF: BP at 224x224 'above 75%' (not architecture-matched)"),
         ]
-        return ds + twins
+        return Array(zip(ds, twins))
     }
 
     // MARK: Backprop baselines
@@ -127,5 +130,54 @@ public enum Recipes {
         bp.paperTop1 = 69.11
         bp.paperSource = "ASGE Table 3 (BP repr., VGG8)"
         return [bp]
+    }
+}
+
+/// One model that `repro bench audit` measures: a recipe, field settings in `--set` form,
+/// and gradient accumulation (nil = the recipe's).
+public struct AuditEntry: Equatable {
+    public var recipe: String
+    public var settings: [String] = []
+    public var accumulate: Int?
+
+    public init(recipe: String, settings: [String] = [], accumulate: Int? = nil) {
+        self.recipe = recipe
+        self.settings = settings
+        self.accumulate = accumulate
+    }
+
+    public var label: String {
+        var extras = settings
+        if let a = accumulate, a > 1 { extras.append("accumulate \(a)") }
+        return extras.isEmpty ? recipe : "\(recipe) (\(extras.joined(separator: ", ")))"
+    }
+}
+
+extension Recipes {
+    /// Every local recipe's end-to-end backprop twin (the same network, batch and schedule),
+    /// as each family builds them.
+    public static var backpropTwins: [String: String] {
+        var t = ["asge-cifar100": "bp-vgg8-cifar100"]
+        for (a, b) in dtgffPairs { t[a.name] = b.name }
+        for s in sffLocal { t[s.name] = bpTwin(s).name }
+        for (b, h, bp) in bicovgFamilies {
+            t[b.name] = bp.name
+            t[h.name] = bp.name
+        }
+        return t
+    }
+
+    /// What `repro bench audit --recipe NAME` measures, all at the recipe's batch: the
+    /// recipe, its family's variants (BiCovG: hybrid blocks of 2 and 4 layers), the
+    /// backprop twin, and the twin with gradient accumulation K (micro-batch = batch / K).
+    public static func auditPlan(_ name: String, accumulate k: Int) throws -> [AuditEntry] {
+        _ = try named(name)
+        let twins = backpropTwins
+        guard let twin = twins[name] else {
+            throw FFError("bench audit: recipe '\(name)' has no backprop twin to compare with. Audited recipes: "
+                + twins.keys.sorted().joined(separator: ", ") + ".")
+        }
+        return [AuditEntry(recipe: name)] + (bicovgAuditVariants[name] ?? [])
+            + [AuditEntry(recipe: twin), AuditEntry(recipe: twin, accumulate: k)]
     }
 }

@@ -43,8 +43,11 @@ extension Recipes {
         return c
     }
 
-    public static var sff: [RecipeConfig] {
-        let list = [
+    public static var sff: [RecipeConfig] { sffLocal + sffLocal.map(bpTwin) }
+
+    /// The block-local SFF recipes (their twins: `bpTwin`).
+    static var sffLocal: [RecipeConfig] {
+        [
             sff("sff-resnet18-cifar10", dataset: "cifar10", arch: "resnet18", blocks: "per-stage", epochs: 100,
                 augment: "crop-flip"),
             sff("sff-resnet18-cifar100", dataset: "cifar100", arch: "resnet18", blocks: "per-stage", epochs: 100,
@@ -59,6 +62,5 @@ extension Recipes {
                 epochs: 100, augment: "rrc-flip", inputSize: 160),
             sff("sff-cnn-cifar10", dataset: "cifar10", arch: "cnn4", blocks: "per-unit", epochs: 100, augment: "crop-flip"),
         ]
-        return list + list.map(bpTwin)
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import FFCore
 
 /// Owned, 64-byte aligned float32 memory. Every allocation is counted by `MemoryMeter`
@@ -9,16 +10,22 @@ public final class TensorStorage {
     public init(count: Int, zeroed: Bool = true) {
         precondition(count >= 0, "negative tensor size")
         let bytes = max(64, (count * MemoryLayout<Float>.stride + 63) & ~63)
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
-        if zeroed { raw.initializeMemory(as: UInt8.self, repeating: 0, count: bytes) }
+        guard let raw = ff_buffer_alloc(bytes, zeroed ? 1 : 0) else {
+            // Not recoverable inside a kernel call chain: say why and stop cleanly.
+            FileHandle.standardError.write(Data(("error: out of memory: a tensor of \(bytes >> 20) MiB could not be "
+                + "allocated (\(MemoryMeter.shared.currentBytes >> 20) MiB of tensors are live). Use a smaller "
+                + "--batch-size, or --accumulate K to split each batch.\n").utf8))
+            exit(3)
+        }
         base = raw.bindMemory(to: Float.self, capacity: max(count, 1))
         self.count = count
         MemoryMeter.shared.allocated(bytes)
     }
 
     deinit {
-        MemoryMeter.shared.freed(max(64, (count * MemoryLayout<Float>.stride + 63) & ~63))
-        UnsafeMutableRawPointer(base).deallocate()
+        let bytes = max(64, (count * MemoryLayout<Float>.stride + 63) & ~63)
+        MemoryMeter.shared.freed(bytes)
+        ff_buffer_free(base, bytes)
     }
 }
 

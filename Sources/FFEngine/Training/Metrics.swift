@@ -1,8 +1,10 @@
 import Foundation
 
 /// One epoch's numbers, as written to metrics.jsonl (one JSON object per line) and
-/// metrics.csv (flattened), and stored in checkpoints.
-public struct EpochRecord: Codable, Equatable {
+/// metrics.csv (flattened), and stored in checkpoints. In memory accuracies are fractions;
+/// on disk they are percent, in keys ending in `_pct` (docs/results.md, schema v2).
+/// Losses are mean cross-entropies in nats.
+public struct EpochRecord: Equatable {
     public var epoch: Int              // 1-based
     public var lr: Double
     public var seconds: Double
@@ -16,10 +18,136 @@ public struct EpochRecord: Codable, Equatable {
     public var valHeadTop5: Double?
     /// Selection metric of this run on validation (head, or best layer for Best Pred).
     public var valSelected: Double
-    /// 1-based layer with the best validation readout accuracy.
+    /// 1-based readout with the best validation accuracy.
     public var bestLayer: Int?
     /// DTG-FF: T_l per layer after the epoch.
     public var temperatures: [Double]?
+
+    public init(epoch: Int, lr: Double, seconds: Double, imagesPerSecond: Double, trainUnitLoss: [Double],
+                trainUnitAccuracy: [Double], trainHeadLoss: Double?, trainHeadAccuracy: Double?,
+                valUnitAccuracy: [Double], valHeadAccuracy: Double?, valHeadTop5: Double?, valSelected: Double,
+                bestLayer: Int?, temperatures: [Double]?) {
+        self.epoch = epoch
+        self.lr = lr
+        self.seconds = seconds
+        self.imagesPerSecond = imagesPerSecond
+        self.trainUnitLoss = trainUnitLoss
+        self.trainUnitAccuracy = trainUnitAccuracy
+        self.trainHeadLoss = trainHeadLoss
+        self.trainHeadAccuracy = trainHeadAccuracy
+        self.valUnitAccuracy = valUnitAccuracy
+        self.valHeadAccuracy = valHeadAccuracy
+        self.valHeadTop5 = valHeadTop5
+        self.valSelected = valSelected
+        self.bestLayer = bestLayer
+        self.temperatures = temperatures
+    }
+
+    /// The validation selection metric on the grid the files store (percent, 6 decimals),
+    /// so that a value read back from a checkpoint ranks exactly like the one computed:
+    /// a resumed run picks the same best epoch as an uninterrupted one.
+    public var selectionRank: Int64 { Int64((valSelected * 1e8).rounded()) }
+
+    /// Percent with 6 decimals: k/n accuracies print as short decimals.
+    static func pct(_ x: Double) -> Double { (x * 1e8).rounded() / 1e6 }
+    static func pct(_ x: Double?) -> Double? { x.map(pct) }
+}
+
+extension EpochRecord: Codable {
+    enum Key: String, CodingKey {
+        case epoch, lr, seconds, temperatures
+        case imagesPerS = "images_per_s"
+        case trainReadoutLoss = "train_readout_loss", trainReadoutAccPct = "train_readout_acc_pct"
+        case trainHeadLoss = "train_head_loss", trainHeadAccPct = "train_head_acc_pct"
+        case valReadoutAccPct = "val_readout_acc_pct", valHeadAccPct = "val_head_acc_pct"
+        case valHeadTop5Pct = "val_head_top5_pct", valSelectedPct = "val_selected_pct", bestReadout = "best_readout"
+    }
+
+    /// Keys of files written before schema v2 (accuracies as fractions).
+    enum LegacyKey: String, CodingKey {
+        case imagesPerSecond = "images_per_second", trainUnitLoss = "train_unit_loss"
+        case trainUnitAccuracy = "train_unit_accuracy", trainHeadAccuracy = "train_head_accuracy"
+        case valUnitAccuracy = "val_unit_accuracy", valHeadAccuracy = "val_head_accuracy", valHeadTop5 = "val_head_top5"
+        case valSelected = "val_selected", bestLayer = "best_layer"
+    }
+
+    /// Every key is written, `null` where nothing was measured (no head, no validation).
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: Key.self)
+        try c.encode(epoch, forKey: .epoch)
+        try c.encode(lr, forKey: .lr)
+        try c.encode(seconds, forKey: .seconds)
+        try c.encode(imagesPerSecond, forKey: .imagesPerS)
+        try c.encode(trainUnitLoss, forKey: .trainReadoutLoss)
+        try c.encode(trainUnitAccuracy.map(EpochRecord.pct), forKey: .trainReadoutAccPct)
+        try c.encode(trainHeadLoss, forKey: .trainHeadLoss)
+        try c.encode(EpochRecord.pct(trainHeadAccuracy), forKey: .trainHeadAccPct)
+        try c.encode(valUnitAccuracy.map(EpochRecord.pct), forKey: .valReadoutAccPct)
+        try c.encode(EpochRecord.pct(valHeadAccuracy), forKey: .valHeadAccPct)
+        try c.encode(EpochRecord.pct(valHeadTop5), forKey: .valHeadTop5Pct)
+        try c.encode(EpochRecord.pct(valSelected), forKey: .valSelectedPct)
+        try c.encode(bestLayer, forKey: .bestReadout)
+        try c.encode(temperatures, forKey: .temperatures)
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: Key.self)
+        epoch = try c.decode(Int.self, forKey: .epoch)
+        lr = try c.decode(Double.self, forKey: .lr)
+        seconds = try c.decode(Double.self, forKey: .seconds)
+        trainHeadLoss = try c.decodeIfPresent(Double.self, forKey: .trainHeadLoss)
+        temperatures = try c.decodeIfPresent([Double].self, forKey: .temperatures)
+        if c.contains(.valSelectedPct) {
+            func frac(_ x: Double?) -> Double? { x.map { $0 / 100 } }
+            imagesPerSecond = try c.decode(Double.self, forKey: .imagesPerS)
+            trainUnitLoss = try c.decode([Double].self, forKey: .trainReadoutLoss)
+            trainUnitAccuracy = try c.decode([Double].self, forKey: .trainReadoutAccPct).map { $0 / 100 }
+            trainHeadAccuracy = frac(try c.decodeIfPresent(Double.self, forKey: .trainHeadAccPct))
+            valUnitAccuracy = try c.decode([Double].self, forKey: .valReadoutAccPct).map { $0 / 100 }
+            valHeadAccuracy = frac(try c.decodeIfPresent(Double.self, forKey: .valHeadAccPct))
+            valHeadTop5 = frac(try c.decodeIfPresent(Double.self, forKey: .valHeadTop5Pct))
+            valSelected = try c.decode(Double.self, forKey: .valSelectedPct) / 100
+            bestLayer = try c.decodeIfPresent(Int.self, forKey: .bestReadout)
+        } else {
+            let l = try decoder.container(keyedBy: LegacyKey.self)
+            imagesPerSecond = try l.decode(Double.self, forKey: .imagesPerSecond)
+            trainUnitLoss = try l.decode([Double].self, forKey: .trainUnitLoss)
+            trainUnitAccuracy = try l.decode([Double].self, forKey: .trainUnitAccuracy)
+            trainHeadAccuracy = try l.decodeIfPresent(Double.self, forKey: .trainHeadAccuracy)
+            valUnitAccuracy = try l.decode([Double].self, forKey: .valUnitAccuracy)
+            valHeadAccuracy = try l.decodeIfPresent(Double.self, forKey: .valHeadAccuracy)
+            valHeadTop5 = try l.decodeIfPresent(Double.self, forKey: .valHeadTop5)
+            valSelected = try l.decode(Double.self, forKey: .valSelected)
+            bestLayer = try l.decodeIfPresent(Int.self, forKey: .bestLayer)
+        }
+    }
+
+    /// Compact JSON with sorted keys (one metrics.jsonl line, or a checkpoint's history).
+    public static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        return e
+    }()
+
+    /// Reads one record or a list; no key strategy (the keys are spelled out above).
+    public static let decoder = JSONDecoder()
+
+    /// The records of a metrics.jsonl file (a line that does not parse is an error naming it).
+    public static func readLines(_ url: URL) throws -> [EpochRecord] {
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw FFError(.missing, "Cannot read \(url.path).", file: url)
+        }
+        var out: [EpochRecord] = []
+        for (n, line) in String(decoding: data, as: UTF8.self).split(separator: "\n").enumerated()
+        where !line.trimmingCharacters(in: .whitespaces).isEmpty {
+            do {
+                out.append(try decoder.decode(EpochRecord.self, from: Data(line.utf8)))
+            } catch {
+                throw FFError(.corrupt, "\(url.path), line \(n + 1), is not an epoch record of repro run (\(error)).", file: url)
+            }
+        }
+        return out
+    }
 }
 
 /// Appends epoch records to metrics.jsonl and metrics.csv in the run directory. Each
@@ -33,22 +161,24 @@ public final class MetricsLog {
         csv = directory.appendingPathComponent("metrics.csv")
     }
 
-    /// Starts fresh logs, or (resume) keeps the first `keep` records of the existing ones.
+    /// Starts the logs with `records` (none for a new run; on resume, the history stored
+    /// in the checkpoint), each file replaced atomically.
     public func reset(keeping records: [EpochRecord]) throws {
-        try? FileManager.default.removeItem(at: jsonl)
-        try? FileManager.default.removeItem(at: csv)
-        for r in records { try append(r) }
+        var lines = Data()
+        for r in records {
+            lines.append(try EpochRecord.encoder.encode(r))
+            lines.append(0x0A)
+        }
+        try AtomicFile.write(lines, to: jsonl)
+        let rows = records.first.map { [MetricsLog.csvHeader($0)] + records.map(MetricsLog.csvRow) } ?? []
+        try AtomicFile.write(Data(rows.map { $0 + "\n" }.joined().utf8), to: csv)
     }
 
     public func append(_ r: EpochRecord) throws {
-        let enc = JSONEncoder()
-        enc.keyEncodingStrategy = .convertToSnakeCase
-        enc.outputFormatting = [.sortedKeys]
-        var line = try enc.encode(r)
+        var line = try EpochRecord.encoder.encode(r)
         line.append(0x0A)
         try appendData(line, to: jsonl)
-        let fm = FileManager.default
-        if !fm.fileExists(atPath: csv.path) {
+        if (AtomicFile.size(of: csv) ?? 0) == 0 {
             try appendData(Data((MetricsLog.csvHeader(r) + "\n").utf8), to: csv)
         }
         try appendData(Data((MetricsLog.csvRow(r) + "\n").utf8), to: csv)
@@ -67,21 +197,22 @@ public final class MetricsLog {
     }
 
     static func csvHeader(_ r: EpochRecord) -> String {
-        var cols = ["epoch", "lr", "seconds", "images_per_s", "train_head_loss", "train_head_acc", "val_head_acc",
-                    "val_head_top5", "val_selected", "best_layer"]
-        cols += r.trainUnitLoss.indices.map { "train_l\($0 + 1)_loss" }
-        cols += r.trainUnitAccuracy.indices.map { "train_l\($0 + 1)_acc" }
-        cols += r.valUnitAccuracy.indices.map { "val_l\($0 + 1)_acc" }
-        cols += (r.temperatures ?? []).indices.map { "temperature_l\($0 + 1)" }
+        var cols = ["epoch", "lr", "seconds", "images_per_s", "train_head_loss", "train_head_acc_pct", "val_head_acc_pct",
+                    "val_head_top5_pct", "val_selected_pct", "best_readout"]
+        cols += r.trainUnitLoss.indices.map { "train_r\($0 + 1)_loss" }
+        cols += r.trainUnitAccuracy.indices.map { "train_r\($0 + 1)_acc_pct" }
+        cols += r.valUnitAccuracy.indices.map { "val_r\($0 + 1)_acc_pct" }
+        cols += (r.temperatures ?? []).indices.map { "temperature_r\($0 + 1)" }
         return cols.joined(separator: ",")
     }
 
     static func csvRow(_ r: EpochRecord) -> String {
         func f(_ x: Double?) -> String { x.map { String(format: "%.6g", $0) } ?? "" }
+        func p(_ x: Double?) -> String { x.map { String(format: "%.4f", 100 * $0) } ?? "" }
         var cols = [String(r.epoch), f(r.lr), f(r.seconds), f(r.imagesPerSecond), f(r.trainHeadLoss),
-                    f(r.trainHeadAccuracy), f(r.valHeadAccuracy), f(r.valHeadTop5), f(r.valSelected),
+                    p(r.trainHeadAccuracy), p(r.valHeadAccuracy), p(r.valHeadTop5), p(r.valSelected),
                     r.bestLayer.map(String.init) ?? ""]
-        cols += r.trainUnitLoss.map(f) + r.trainUnitAccuracy.map(f) + r.valUnitAccuracy.map(f)
+        cols += r.trainUnitLoss.map(f) + r.trainUnitAccuracy.map(p) + r.valUnitAccuracy.map(p)
         cols += (r.temperatures ?? []).map(f)
         return cols.joined(separator: ",")
     }

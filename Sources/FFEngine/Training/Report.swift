@@ -19,6 +19,7 @@ public enum Report {
         case "best": return "Best Pred"
         case "goodness-mean": return "Mean goodness of the readouts"
         case "goodness-last": return "Goodness of the last readout"
+        case "goodness-logistic": return "Logistic Fusion of the readouts"
         default:
             if config.headBackprop { return config.hasLocalLoss ? "BP-DeepSup final classifier" : "BP classifier" }
             if config.pred == "last" { return "Last Pred" }
@@ -26,7 +27,7 @@ public enum Report {
         }
     }
 
-    static func progressFields(_ t: Tally, config: RecipeConfig) -> String {
+    static func progressFields(_ t: Tally, config: RecipeConfig, runETA: Double?) -> String {
         var parts: [String] = []
         if let last = t.unitMeanLoss.indices.last, t.count > 0, t.unitLoss.contains(where: { $0 != 0 }) {
             parts.append(String(format: "L%d loss %.3f acc %@", last + 1, t.unitMeanLoss[last], pct(t.unitAccuracy[last])))
@@ -34,10 +35,21 @@ public enum Report {
         if config.pred != "best" {
             parts.append(String(format: "head loss %.3f acc %@", t.headMeanLoss, pct(t.headAccuracy)))
         }
-        return parts.joined(separator: ", ")
+        var text = parts.joined(separator: ", ")
+        if let eta = runETA { text += (text.isEmpty ? "" : " | ") + "run ETA " + Progress.formatDuration(eta) }
+        return text
     }
 
-    static func epochLine(_ r: EpochRecord, config: RecipeConfig, best: Bool) -> String {
+    /// The line printed early in a long run: the projected time of the remaining epochs.
+    public static func estimateLine(epochs: Int, images: Int, rate: Double, measured: Int, seconds: Double,
+                                    validation: Int) -> String {
+        let val = validation > 0 ? " plus validating \(validation) images per epoch" : ""
+        return String(format: "estimate: %d epochs x %d images at %.1f img/s (measured over the first %d) = about %@"
+                      + " on this machine%@; the progress line shows the whole-run ETA", epochs, images, rate, measured,
+                      Progress.formatDuration(seconds), val)
+    }
+
+    static func epochLine(_ r: EpochRecord, config: RecipeConfig, best: Bool, runETA: Double? = nil) -> String {
         var s = String(format: "epoch %d/%d lr %.3g %.1f img/s", r.epoch, config.epochs, r.lr, r.imagesPerSecond)
         if let h = r.trainHeadAccuracy { s += " | train head \(pct(h))" }
         if !r.valUnitAccuracy.isEmpty {
@@ -47,13 +59,14 @@ public enum Report {
         if let b = r.bestLayer { s += " (best layer \(b))" }
         if let t = r.temperatures { s += " | T " + t.map { String(format: "%.2f", $0) }.joined(separator: " ") }
         if best { s += " *" }
+        if let eta = runETA { s += " | run ETA " + Progress.formatDuration(eta) }
         return s
     }
 
-    /// Per-layer readouts, Best Pred, the head, and the paper's number for the recipe.
-    /// `labels` name the readouts (Network.readoutLabels).
+    /// Per-layer readouts, Best Pred, the head, and the comparison line (see
+    /// `PaperComparison.line`). `labels` name the readouts (Network.readoutLabels).
     public static func table(_ t: Tally, config: RecipeConfig, labels: [String], bestLayer: Int?, split: String,
-                             selectedFrom: String) -> String {
+                             selectedFrom: String, comparison: String?) -> String {
         var lines = ["", "\(config.name) on \(config.dataset) \(split) (\(t.count) images; model from \(selectedFrom))"]
         func row(_ name: String, _ top1: Double?, _ top5: Double?) {
             let t5 = top5.map { "  top-5 \(pct($0))" } ?? ""
@@ -65,44 +78,11 @@ public enum Report {
             row("Best Pred (\(b - 1 < labels.count ? labels[b - 1] : "readout \(b)"), chosen on val)",
                 t.unitAccuracy[b - 1], t.unitTop5Accuracy[b - 1])
         }
-        let (top1, top5) = selected(t, config: config, bestLayer: bestLayer)
         if config.pred != "best" { row(predictorName(config), t.headAccuracy, t.headTop5Accuracy) }
-        if let p = config.paperTop1 {
+        if let comparison {
             lines.append("")
-            lines.append(String(format: "  comparable with the paper: %@ = %@%% vs reported %.2f%%%@ (%@)",
-                                predictorName(config), pct(top1),
-                                p, config.paperTop5.map { String(format: " / top-5 %.2f%%", $0) } ?? "",
-                                config.paperSource ?? ""))
-            if let t5 = top5, config.paperTop5 != nil { lines.append("  our top-5: \(pct(t5))%") }
+            lines.append("  " + comparison)
         }
         return lines.joined(separator: "\n")
-    }
-
-    struct ResultsFile: Codable {
-        var recipe: String
-        var dataset: String
-        var epochsTrained: Int
-        var bestEpoch: Int?
-        var bestValidation: Double?
-        var bestLayer: Int?
-        var predictor: String
-        var testTop1: Double?
-        var testTop5: Double?
-        var testCount: Int?
-        var testUnitAccuracy: [Double]?
-        var testHeadAccuracy: Double?
-        var paperTop1: Double?
-        var paperTop5: Double?
-        var paperSource: String?
-    }
-
-    static func writeResults(_ r: RunResult, config: RecipeConfig, to url: URL) throws {
-        let file = ResultsFile(recipe: config.name, dataset: config.dataset, epochsTrained: r.epochsTrained,
-                               bestEpoch: r.bestEpoch, bestValidation: r.bestValidation, bestLayer: r.bestLayer,
-                               predictor: predictorName(config), testTop1: r.testTop1, testTop5: r.testTop5,
-                               testCount: r.test?.count, testUnitAccuracy: r.test?.unitAccuracy,
-                               testHeadAccuracy: r.test?.headAccuracy, paperTop1: config.paperTop1,
-                               paperTop5: config.paperTop5, paperSource: config.paperSource)
-        try AtomicFile.write(try RecipeConfig.encoder.encode(file), to: url)
     }
 }

@@ -1,3 +1,4 @@
+import FFIO
 import Foundation
 
 /// Progress of a run that a checkpoint records.
@@ -14,53 +15,138 @@ public struct RunState {
     }
 }
 
+/// What a checkpoint says about its run without loading any tensor: enough to rebuild
+/// the model (`repro eval`, `--resume`) and to preprocess new images (`repro predict`).
+public struct CheckpointInfo {
+    public var config: RecipeConfig
+    /// [channels, height, width] the network reads.
+    public var inputShape: [Int]
+    public var classes: Int
+    public var epoch: Int
+    public var step: Int
+    public var history: [EpochRecord]
+    /// SHA-256 of the config JSON (= `sha256sum config.json` of the run folder).
+    public var configHash: String
+    /// The dataset it was trained on; nil for checkpoints written before schema v2 or by
+    /// runs on in-memory data. Class names and normalisation statistics are in here.
+    public var dataset: DatasetInfo?
+
+    /// Class names in label order ("class <i>" when the checkpoint does not store them).
+    public var classNames: [String] {
+        if let names = dataset?.classNames, names.count == classes { return names }
+        return (0..<classes).map { "class \($0)" }
+    }
+
+    /// The 1-based readout Best Pred uses: the best-on-validation one of the last epoch.
+    public var bestReadout: Int? { history.last(where: { $0.bestLayer != nil })?.bestLayer }
+}
+
 /// Maps a trainer's model and optimizer state to a `Checkpoint` and back.
 ///
 /// Layout: "params/<name>" (trainable), "buffers/<name>" (running statistics, fixed
-/// readouts), "optim/<name>.<slot>" (optimizer moments), "state/optimizer_steps";
-/// attributes: recipe, config (resolved JSON), epoch, step, history (JSON list of epoch
-/// records), input_shape, classes. The data order needs no RNG state: every epoch's
-/// order and augmentation derive from (seed, epoch), which makes resume bit-identical.
+/// readouts), "optim/<name>.<slot>" (optimizer moments), "state/optimizer_steps".
+/// Attributes (docs/results.md): strings `recipe`, `config` (resolved JSON), `config_hash`,
+/// `history` (JSON list of epoch records), `dataset`, `dataset_fingerprint`, `data_dir`,
+/// `class_names` (JSON list), `label_key`, `split_counts` (JSON object); integers `epoch`,
+/// `step`, `classes`, `dataset_official` (0/1) and lists `input_shape` [C, H, W],
+/// `stored_size` [H, W, C]; float64 lists `channel_mean`, `channel_std`. The data order
+/// needs no RNG state: every epoch's order and augmentation derive from (seed, epoch),
+/// which makes resume bit-identical.
 public enum RunCheckpoint {
-    static let historyEncoder: JSONEncoder = {
-        let e = JSONEncoder()
-        e.keyEncodingStrategy = .convertToSnakeCase
-        e.outputFormatting = [.sortedKeys]
-        return e
-    }()
+    /// Hex SHA-256 of a config's JSON text, as written to config.json.
+    public static func configHash(_ c: RecipeConfig) -> String {
+        let bytes = Array(c.json().utf8)
+        var ctx = ffio_sha256_ctx()
+        ffio_sha256_init(&ctx)
+        ffio_sha256_update(&ctx, bytes, bytes.count)
+        var digest = [UInt8](repeating: 0, count: 32)
+        ffio_sha256_final(&ctx, &digest)
+        return digest.map { String(format: "%02x", $0) }.joined()
+    }
 
-    public static func save(_ trainer: Trainer, state: RunState, to url: URL) throws {
+    static func jsonText<T: Encodable>(_ value: T) throws -> String {
+        String(decoding: try EpochRecord.encoder.encode(value), as: UTF8.self)
+    }
+
+    public static func save(_ trainer: Trainer, state: RunState, dataset: DatasetInfo? = nil, to url: URL) throws {
         let net = trainer.net
         var tensors: [(String, Tensor)] = net.parameters.map { ("params/" + $0.name, $0.value) }
         tensors += net.buffers.map { ("buffers/" + $0.name, $0.value) }
         tensors += trainer.optimizerState.map { ("optim/" + $0.name, $0.value) }
-        let history = try historyEncoder.encode(state.history)
-        let attrs: [String: String] = [
+        var attrs: [String: String] = [
             "recipe": net.config.name,
             "config": net.config.json(),
-            "epoch": String(state.epoch),
-            "step": String(state.step),
-            "history": String(decoding: history, as: UTF8.self),
-            "input_shape": net.inputShape.map(String.init).joined(separator: ","),
-            "classes": String(net.classes),
+            "config_hash": configHash(net.config),
+            "history": try jsonText(state.history),
+            "label_key": net.config.labels,
         ]
+        var numbers: [String: NumericAttribute] = [
+            "epoch": .int(Int64(state.epoch)),
+            "step": .int(Int64(state.step)),
+            "classes": .int(Int64(net.classes)),
+            "input_shape": .ints(net.inputShape.map { Int64($0) }),
+        ]
+        if let d = dataset {
+            attrs["dataset"] = d.name
+            attrs["dataset_fingerprint"] = d.fingerprint
+            attrs["data_dir"] = d.directory
+            attrs["class_names"] = try jsonText(d.classNames)
+            attrs["split_counts"] = try jsonText(d.splitCounts)
+            numbers["dataset_official"] = .int(d.official ? 1 : 0)
+            numbers["stored_size"] = .ints(d.imageSize.map { Int64($0) })
+            numbers["channel_mean"] = .doubles(d.channelMean)
+            numbers["channel_std"] = .doubles(d.channelStd)
+        }
         let steps = trainer.optimizerSteps.map { UInt64($0) }
-        try Checkpoint(tensors: tensors, attributes: attrs, uint64Arrays: [("state/optimizer_steps", steps)]).write(to: url)
+        var ckpt = Checkpoint(tensors: tensors, attributes: attrs, uint64Arrays: [("state/optimizer_steps", steps)])
+        ckpt.numbers = numbers
+        try ckpt.write(to: url)
     }
 
-    /// The config and model geometry stored in a checkpoint (for `repro eval`).
-    public static func describe(_ url: URL) throws -> (config: RecipeConfig, inputShape: [Int], classes: Int) {
-        let attrs = try Checkpoint.readAttributes(from: url)
-        return try geometry(attrs, url)
+    /// The run attributes of a checkpoint (cheap: no tensor data is read).
+    public static func describe(_ url: URL) throws -> CheckpointInfo {
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            throw FFError(.missing, "Checkpoint \(url.path) does not exist; `repro run NAME` writes best.h5 and "
+                + "last.h5 into its run folder (runs/NAME/<date>-<time>/).", file: url)
+        }
+        return try info(Checkpoint.readAttributes(from: url), Checkpoint.readNumbers(from: url), url)
     }
 
-    static func geometry(_ attrs: [String: String], _ url: URL) throws -> (config: RecipeConfig, inputShape: [Int], classes: Int) {
-        guard let cfg = attrs["config"], let shape = attrs["input_shape"], let classes = attrs["classes"].flatMap(Int.init) else {
+    static func info(_ attrs: [String: String], _ numbers: [String: NumericAttribute], _ url: URL) throws -> CheckpointInfo {
+        // Checkpoints before schema v2 stored every number as a string.
+        func int(_ key: String) -> Int? { numbers[key]?.integer ?? attrs[key].flatMap { Int($0) } }
+        func ints(_ key: String) -> [Int]? {
+            numbers[key]?.integers ?? attrs[key].map { $0.split(separator: ",").compactMap { Int($0) } }
+        }
+        guard let cfg = attrs["config"], let shape = ints("input_shape"), shape.count == 3, let classes = int("classes") else {
             throw FFError(.format, "Checkpoint \(url.path) lacks the run attributes (config, input_shape, classes); "
                 + "it was not written by `repro run`.", file: url)
         }
         let config = try RecipeConfig.fromJSON(cfg, source: url.path)
-        return (config, shape.split(separator: ",").compactMap { Int($0) }, classes)
+        var history: [EpochRecord] = []
+        if let h = attrs["history"] {
+            do {
+                history = try EpochRecord.decoder.decode([EpochRecord].self, from: Data(h.utf8))
+            } catch {
+                throw FFError(.corrupt, "Checkpoint \(url.path): its 'history' attribute is not a list of epoch "
+                    + "records (\(error)).", file: url)
+            }
+        }
+        var dataset: DatasetInfo?
+        if let name = attrs["dataset"], let size = ints("stored_size"), let mean = numbers["channel_mean"]?.reals,
+           let std = numbers["channel_std"]?.reals {
+            let names = attrs["class_names"].flatMap { try? EpochRecord.decoder.decode([String].self, from: Data($0.utf8)) }
+            let counts = attrs["split_counts"].flatMap {
+                try? EpochRecord.decoder.decode([String: Int].self, from: Data($0.utf8))
+            }
+            dataset = DatasetInfo(name: name, directory: attrs["data_dir"] ?? "", fingerprint: attrs["dataset_fingerprint"] ?? "",
+                                  imageSize: size, channelMean: mean, channelStd: std,
+                                  labelKey: attrs["label_key"] ?? config.labels, classNames: names ?? [],
+                                  official: int("dataset_official") == 1, splitCounts: counts ?? [:])
+        }
+        return CheckpointInfo(config: config, inputShape: shape, classes: classes, epoch: int("epoch") ?? 0,
+                              step: int("step") ?? 0, history: history,
+                              configHash: attrs["config_hash"] ?? configHash(config), dataset: dataset)
     }
 
     /// Loads parameters, buffers and (when present) optimizer state into `trainer`.
@@ -68,9 +154,9 @@ public enum RunCheckpoint {
     @discardableResult
     public static func load(_ url: URL, into trainer: Trainer, expecting: RecipeConfig? = nil) throws -> RunState {
         let ckpt = try Checkpoint.read(from: url)
-        let (stored, _, _) = try geometry(ckpt.attributes, url)
+        let stored = try info(ckpt.attributes, ckpt.numbers, url)
         if let expecting {
-            let diff = differences(stored, expecting).filter { $0 != "epochs" }
+            let diff = differences(stored.config, expecting).filter { $0 != "epochs" }
             if !diff.isEmpty {
                 throw FFError(.mismatch, "Checkpoint \(url.path) was written with a different config "
                     + "(fields: \(diff.joined(separator: ", "))). Resume with the same recipe and options, "
@@ -90,15 +176,8 @@ public enum RunCheckpoint {
             for b in optim { b.value.copy(from: ckpt.tensor("optim/" + b.name)!) }
             trainer.optimizerSteps = steps.map { Int($0) }
         }
-        let step = Int(ckpt.attributes["step"] ?? "0") ?? 0
-        trainer.restore(step: step)
-        var history: [EpochRecord] = []
-        if let h = ckpt.attributes["history"] {
-            let d = JSONDecoder()
-            d.keyDecodingStrategy = .convertFromSnakeCase
-            history = (try? d.decode([EpochRecord].self, from: Data(h.utf8))) ?? []
-        }
-        return RunState(epoch: Int(ckpt.attributes["epoch"] ?? "0") ?? 0, step: step, history: history)
+        trainer.restore(step: stored.step)
+        return RunState(epoch: stored.epoch, step: stored.step, history: stored.history)
     }
 
     /// Top-level config fields whose values differ.

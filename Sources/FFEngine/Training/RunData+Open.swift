@@ -1,5 +1,75 @@
 import Foundation
 
+/// What a run knows about its converted dataset (from index.json). Stored in checkpoints
+/// and results, so a number names the exact data it came from and a checkpoint can
+/// preprocess new images without the dataset.
+public struct DatasetInfo: Codable, Equatable {
+    public var name: String
+    /// Absolute path of the directory the run read.
+    public var directory: String
+    /// The conversion's fingerprint (index.json `conversion.fingerprint`): equal
+    /// fingerprints mean the same images, labels and splits.
+    public var fingerprint: String
+    /// [height, width, channels] of the stored images.
+    public var imageSize: [Int]
+    /// Per-channel mean and standard deviation of pixel/255 over the train split.
+    public var channelMean: [Double]
+    public var channelStd: [Double]
+    public var labelKey: String
+    public var classNames: [String]
+    /// Converted by the catalog's converter for this name (`repro prep cifar10`), not an
+    /// image folder that happens to carry a built-in name.
+    public var official: Bool
+    /// Images per split of the whole conversion (before any subset).
+    public var splitCounts: [String: Int]
+
+    public init(name: String, directory: String, fingerprint: String, imageSize: [Int], channelMean: [Double],
+                channelStd: [Double], labelKey: String, classNames: [String], official: Bool, splitCounts: [String: Int]) {
+        self.name = name
+        self.directory = directory
+        self.fingerprint = fingerprint
+        self.imageSize = imageSize
+        self.channelMean = channelMean
+        self.channelStd = channelStd
+        self.labelKey = labelKey
+        self.classNames = classNames
+        self.official = official
+        self.splitCounts = splitCounts
+    }
+
+    public init(index: DatasetIndex, directory: URL, labelKey: String) {
+        name = index.dataset
+        self.directory = directory.standardizedFileURL.path
+        fingerprint = index.conversion.fingerprint
+        imageSize = index.imageSize
+        channelMean = index.channelMean
+        channelStd = index.channelStd
+        self.labelKey = labelKey
+        classNames = index.labelSets[labelKey] ?? []
+        // The catalog's own converter made it (`repro prep cifar10`, or `repro prep
+        // imagefolder` for the catalog's image-folder datasets such as imagenette).
+        func converter(_ command: String) -> String? {
+            let words = command.split(separator: " ")
+            return words.count >= 3 ? String(words[2]) : nil
+        }
+        official = DatasetCatalog.entries[index.dataset].map {
+            converter($0.prepCommand) == converter(index.conversion.command)
+        } ?? false
+        splitCounts = index.splits.mapValues(\.count)
+    }
+}
+
+/// The dataset a run will read, and the config adapted to it.
+public struct DatasetChoice {
+    public var config: RecipeConfig
+    public var directory: URL
+    public var index: DatasetIndex
+    /// One line saying how the recipe was adapted to a dataset other than its own; nil
+    /// when the data is the recipe's dataset.
+    public var adaptation: String?
+    public var info: DatasetInfo { DatasetInfo(index: index, directory: directory, labelKey: config.labels) }
+}
+
 extension RunData {
     /// The augmentation a config asks for, on stored images of `stored` x `stored`.
     public static func trainAugmentation(_ c: RecipeConfig, storedSize: Int) -> Augmentation {
@@ -11,30 +81,85 @@ extension RunData {
         }
     }
 
-    /// Opens the converted dataset of a recipe (`directory`, or data/<dataset>): train with
-    /// the recipe's augmentation and subset, val/test (when converted) with the evaluation
-    /// transform. A missing or unfinished dataset raises an error that prints the exact
-    /// `repro prep` command creating it.
-    public static func open(_ c: RecipeConfig, directory: URL?, splits: Set<String> = ["train", "val", "test"]) throws -> RunData {
-        let index = try DatasetCatalog.check(c.dataset, directory: directory)
+    /// Finds the dataset of a run: `directory` (any converted dataset), or data/<dataset>.
+    /// The recipe's dataset is a default, not a lock: for another dataset the config takes
+    /// its name, and an `input_size` larger than its images is dropped (the network then
+    /// reads the stored size; channels and classes always come from the shards). A missing
+    /// or unfinished dataset raises an error that prints the `repro prep` command creating it.
+    public static func choose(_ c: RecipeConfig, directory: URL?) throws -> DatasetChoice {
         let dir = directory ?? DatasetCatalog.defaultDirectory(for: c.dataset)
+        let index: DatasetIndex
+        let hasIndex = FileManager.default.fileExists(atPath: dir.appendingPathComponent(ShardFormat.indexFileName).path)
+        if directory == nil || !hasIndex, DatasetCatalog.entries[c.dataset] != nil {
+            // The catalog's messages name the prep command; for the default directory the
+            // stored name must match too (data/cifar10 holding something else is a mistake).
+            index = try directory == nil ? DatasetCatalog.check(c.dataset) : DatasetCatalog.check(c.dataset, directory: dir)
+        } else if !hasIndex {
+            throw FFError(.missing, "There is no converted dataset in \(dir.path)"
+                + (directory == nil ? " (the default directory of dataset '\(c.dataset)')" : "")
+                + ". Convert an image folder with:\n  repro prep imagefolder --src <folder> --size <side> --out \(dir.path)"
+                + (directory == nil ? " --name \(c.dataset)" : "") + "\nor pass --data DIR of a dataset made by `repro prep`.",
+                file: dir)
+        } else {
+            index = try DatasetIndex.load(directory: dir)
+        }
         if index.labelSets[c.labels] == nil {
             throw FFError(.invalidArgument, "Dataset \(dir.path) has no '\(c.labels)' labels (it has: "
                 + index.labelSets.keys.sorted().joined(separator: ", ") + ").", file: dir)
         }
-        let stored = min(index.imageSize[0], index.imageSize[1])
-        let aug = trainAugmentation(c, storedSize: stored)
-        func loader(_ split: String, train: Bool) throws -> ShardLoader? {
-            guard splits.contains(split), index.splits[split] != nil else { return nil }
-            let opts = LoaderOptions(seed: c.seed, shuffle: train, augmentation: train ? aug : aug.evaluation,
-                                     subset: train ? c.subset : c.evalSubset, labelKey: c.labels)
-            return try ShardLoader(directory: dir, split: split, options: opts)
+        var config = c
+        var note: String?
+        if index.dataset != c.dataset {
+            config.dataset = index.dataset
+            let stored = min(index.imageSize[0], index.imageSize[1])
+            var changes: [String] = []
+            if let s = c.inputSize, s > stored {
+                config.inputSize = nil
+                changes.append("input_size \(s) dropped (the images are \(stored) px)")
+            }
+            let classes = index.labelSets[c.labels]?.count ?? 0
+            let side = config.inputSize ?? stored
+            let own = DatasetCatalog.entries[c.dataset].map {
+                " (the recipe's \(c.dataset): \($0.imageSize[2])x\($0.imageSize[0])x\($0.imageSize[1]), \($0.classCount) classes)"
+            } ?? ""
+            note = "\(c.name) adapted to dataset '\(index.dataset)': input \(index.imageSize[2])x\(side)x\(side), "
+                + "\(classes) classes\(own)" + (changes.isEmpty ? "" : "; " + changes.joined(separator: "; "))
+                + "; no paper comparison"
         }
-        guard let train = try loader("train", train: true) ?? (splits.contains("train") ? nil : loader("test", train: false))
-        else {
+        return DatasetChoice(config: config, directory: dir, index: index, adaptation: note)
+    }
+
+    /// Opens a chosen dataset for training: train with the recipe's augmentation and
+    /// subset, val/test (when converted) with the evaluation transform.
+    public static func open(_ choice: DatasetChoice) throws -> RunData {
+        let c = choice.config, dir = choice.directory
+        guard choice.index.splits["train"] != nil else {
             throw FFError(.missing, "Dataset \(dir.path) has no train split; convert it again with the command "
                 + "`repro prep \(c.dataset) ...` (see `repro prep --help`).", file: dir)
         }
-        return RunData(train: train, val: try loader("val", train: false), test: try loader("test", train: false))
+        let aug = trainAugmentation(c, storedSize: min(choice.index.imageSize[0], choice.index.imageSize[1]))
+        let train = try ShardLoader(directory: dir, split: "train", options: LoaderOptions(
+            seed: c.seed, shuffle: true, augmentation: aug, subset: c.subset, labelKey: c.labels))
+        func eval(_ split: String) throws -> ShardLoader? {
+            choice.index.splits[split] == nil ? nil : try evaluationLoader(choice, split: split)
+        }
+        return RunData(train: train, val: try eval("val"), test: try eval("test"), dataset: choice.info)
+    }
+
+    /// One split with the evaluation transform and `eval_subset` (for `repro eval`).
+    public static func evaluationLoader(_ choice: DatasetChoice, split: String) throws -> ShardLoader {
+        let c = choice.config
+        guard choice.index.splits[split] != nil else {
+            throw FFError(.invalidArgument, "Dataset \(choice.directory.path) has no '\(split)' split; it has "
+                + choice.index.splits.keys.sorted().joined(separator: ", ") + ".", file: choice.directory)
+        }
+        let aug = trainAugmentation(c, storedSize: min(choice.index.imageSize[0], choice.index.imageSize[1])).evaluation
+        return try ShardLoader(directory: choice.directory, split: split, options: LoaderOptions(
+            seed: c.seed, shuffle: false, augmentation: aug, subset: c.evalSubset, labelKey: c.labels))
+    }
+
+    /// `choose` then `open`.
+    public static func open(_ c: RecipeConfig, directory: URL?) throws -> RunData {
+        try open(choose(c, directory: directory))
     }
 }

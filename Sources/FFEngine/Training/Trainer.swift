@@ -62,7 +62,8 @@ public final class Trainer {
     public let ctx: ComputeContext
     public let net: Network
     public let config: RecipeConfig
-    /// One optimizer per block (updating the attached head too), and the detached head's.
+    /// One optimizer per block (updating the attached head too), and the detached predictor's
+    /// (a detached head, or the Logistic Fusion gates).
     public let blockOptimizers: [Optimizer]
     public let headOptimizer: Optimizer?
     public private(set) var step = 0
@@ -76,14 +77,14 @@ public final class Trainer {
         self.net = net
         config = net.config
         blockOptimizers = net.blocks.map { _ in OptimizerFactory.make(ctx, net.config) }
-        headOptimizer = net.head != nil && net.headBlock == nil ? OptimizerFactory.make(ctx, net.config) : nil
+        headOptimizer = net.detachedPredictorParameters.isEmpty ? nil : OptimizerFactory.make(ctx, net.config)
     }
 
     /// Named optimizer state for checkpoints ("units.3.conv.weight.exp_avg", ...).
     public var optimizerState: [Buffer] {
         var out: [Buffer] = []
         for (b, opt) in zip(net.blocks, blockOptimizers) { out += opt.stateTensors(net.trainedParameters(b)) }
-        if let h = net.head, let opt = headOptimizer { out += opt.stateTensors(h.parameters) }
+        if let opt = headOptimizer { out += opt.stateTensors(net.detachedPredictorParameters) }
         return out
     }
 
@@ -103,29 +104,59 @@ public final class Trainer {
 
     /// One optimizer step on `batch` at learning rate `lr`; sums statistics into `tally`.
     public func trainStep(_ batch: Batch, lr: Double, tally: inout Tally) throws {
-        step += 1
-        for p in net.parameters { Ops.zero(ctx, p.grad) }
         let k = config.accumulate
         let micro = (batch.count + k - 1) / k
-        let scale = 1 / Float(batch.count)
-        var start = 0
-        while start < batch.count {
-            let len = min(micro, batch.count - start)
-            let mb = Batch(images: batch.images.slice(start, len), labels: Array(batch.labels[start..<start + len]))
-            try pass(mb, gradScale: scale, tally: &tally)
-            start += len
+        let starts = Array(stride(from: 0, to: batch.count, by: micro))
+        try trainStep(count: batch.count, micros: starts.count, lr: lr, tally: &tally) { i in
+            let len = min(micro, batch.count - starts[i])
+            return Batch(images: batch.images.slice(starts[i], len), labels: Array(batch.labels[starts[i]..<starts[i] + len]))
         }
-        tally.count += batch.count
-        for (b, opt) in zip(net.blocks, blockOptimizers) { opt.step(net.trainedParameters(b), lr: lr) }
-        if let h = net.head, let opt = headOptimizer { opt.step(h.parameters, lr: lr) }
+    }
+
+    // MARK: Distributed hooks (Sources/FFEngine/Distributed): nil trains everything here.
+
+    /// Set by a multi-process run: which blocks this process trains, where their outputs
+    /// go, and the reduction of each block's gradients over the data-parallel replicas.
+    var hooks: TrainerHooks?
+
+    /// One optimizer step over `micros` micro-batches (`micro(i)`, in order) of a batch of
+    /// `count` images: gradients are scaled by 1 / `count`. Under data parallelism the
+    /// micro-batches are this process's part of the global batch; in a pipeline stage their
+    /// images are the stage's input. Only the blocks (and head) this process owns step.
+    func trainStep(count: Int, micros: Int, lr: Double, tally: inout Tally, micro: (Int) throws -> Batch) throws {
+        step += 1
+        for p in net.parameters { Ops.zero(ctx, p.grad) }
+        let scale = 1 / Float(count)
+        for i in 0..<micros { try pass(try micro(i), gradScale: scale, last: i == micros - 1, tally: &tally) }
+        let owned = hooks?.blocks ?? net.blocks.indices
+        // The detached predictor, a head or the fusion gates (its optimizer exists only then),
+        // when trained in this process.
+        let predictor = headOptimizer != nil && (hooks?.trainsHead ?? true) ? net.detachedPredictorParameters : nil
+        if micros == 0 {   // a replica without rows in this batch still joins the reductions
+            for b in owned { try hooks?.gradientsReady(b, net.trainedParameters(net.blocks[b])) }
+            if let h = predictor { try hooks?.gradientsReady(net.blocks.count, h) }
+        }
+        tally.count += count
+        for b in owned {
+            let params = net.trainedParameters(net.blocks[b])
+            try hooks?.awaitGradients(b, params)
+            blockOptimizers[b].step(params, lr: lr)
+        }
+        if let h = predictor, let opt = headOptimizer {
+            try hooks?.awaitGradients(net.blocks.count, h)
+            opt.step(h, lr: lr)
+        }
         // A NaN can hide from the loss (ReLU maps it to 0) yet poison the weights.
-        for unit in net.units {
+        for unit in owned.flatMap({ net.blocks[$0].units }) {
             for p in unit.parameters where Ops.firstNonFinite(ctx, p.value) != nil {
                 throw NonFiniteLoss(what: "\(unit.label) (parameter \(p.name))", step: step)
             }
         }
-        if let h = net.head, h.parameters.contains(where: { Ops.firstNonFinite(ctx, $0.value) != nil }) {
-            throw NonFiniteLoss(what: "the classifier head (its parameters)", step: step)
+        for b in owned where net.blocks[b].entry.parameters.contains(where: { Ops.firstNonFinite(ctx, $0.value) != nil }) {
+            throw NonFiniteLoss(what: "the feature alignment layer of block \(b + 1)", step: step)
+        }
+        if let h = predictor, h.contains(where: { Ops.firstNonFinite(ctx, $0.value) != nil }) {
+            throw NonFiniteLoss(what: net.head != nil ? "the classifier head (its parameters)" : "the fusion gates", step: step)
         }
     }
 
@@ -157,20 +188,30 @@ public final class Trainer {
 
     /// Forward/backward of one micro-batch, block by block; gradients accumulate into the
     /// parameters and never cross a block boundary.
-    private func pass(_ batch: Batch, gradScale: Float, tally: inout Tally) throws {
+    /// `last`: the step's last micro-batch, after which each block's gradients are complete.
+    private func pass(_ batch: Batch, gradScale: Float, last: Bool, tally: inout Tally) throws {
         var x = batch.images
         var features = HeadFeatures(head: net.head, batch: batch.count)
         var scores: [Tensor] = []
-        for block in net.blocks {
+        for block in net.blocks[hooks?.blocks ?? net.blocks.indices] {
             x = try blockPass(block, x, batch, gradScale: gradScale, features: &features, scores: &scores, tally: &tally)
+            if last { try hooks?.gradientsReady(block.index, net.trainedParameters(block)) }
         }
+        guard try hooks?.passOn(x, batch, features: &features, scores: &scores) ?? true else { return }
         if let head = net.head, net.headBlock == nil {
             let logits = head.forward(features.assemble(), .train(cache: true))
             let dlogits = try headLoss(logits, batch, gradScale: gradScale, tally: &tally)
             _ = head.backward(dlogits, inputGrad: false)
             head.releaseCache()
+            if last { try hooks?.gradientsReady(net.blocks.count, head.parameters) }
         }
-        if !scores.isEmpty {
+        if let fusion = net.fusion {
+            // BiCovG's Logistic Fusion: trained on the detached readout scores.
+            let dlogits = try headLoss(fusion.forward(scores, cache: true), batch, gradScale: gradScale, tally: &tally)
+            fusion.backward(dlogits)
+            fusion.releaseCache()
+            if last { try hooks?.gradientsReady(net.blocks.count, fusion.parameters) }
+        } else if !scores.isEmpty {
             // SFF's prediction from the readouts: counted, never trained.
             let r = Ops.softmaxCrossEntropy(ctx, logits: predictorScores(scores), labels: batch.labels)
             tally.headLoss += r.loss * Double(batch.count)
@@ -185,7 +226,7 @@ public final class Trainer {
         let localScale = head != nil ? gradScale * Float(config.deepSupWeight) : gradScale
         let last = block.units.last!
         var localGrads: [Int: Tensor] = [:]
-        var t = input
+        var t = block.entry.forward(input, .train(cache: true))
         var lastTap = input
         for unit in block.units {
             let y = unit.body.forward(t, .train(cache: true))
@@ -223,8 +264,9 @@ public final class Trainer {
             guard let dyUnit = dy else {
                 preconditionFailure("\(unit.label): no loss reaches this unit in block \(block.index + 1)")
             }
-            g = unit.body.backward(dyUnit, inputGrad: unit !== block.units.first)
+            g = unit.body.backward(dyUnit, inputGrad: unit !== block.units.first || block.hasEntry)
         }
+        if block.hasEntry { _ = block.entry.backward(g!, inputGrad: false) }
         let out: Tensor
         if head?.reads(last.index, at: .output) == true {
             out = t
@@ -237,9 +279,10 @@ public final class Trainer {
         return block.boundary.forward(out, .train(cache: false))
     }
 
-    /// The prediction of pred = goodness-mean (average of the readouts' scores) or
-    /// goodness-last (the last readout's).
+    /// The prediction of pred = goodness-mean (average of the readouts' scores),
+    /// goodness-last (the last readout's) or goodness-logistic (their Logistic Fusion).
     func predictorScores(_ scores: [Tensor]) -> Tensor {
+        if let fusion = net.fusion { return fusion.forward(scores, cache: false) }
         if config.pred == "goodness-last" || scores.count == 1 { return scores.last! }
         let mean = scores[0].copy()
         for s in scores.dropFirst() { Ops.axpy(ctx, 1, s, mean) }
@@ -267,6 +310,7 @@ public final class Trainer {
         var scores: [Tensor] = []
         var r = 0
         for block in net.blocks {
+            x = block.entry.forward(x, .eval)
             for unit in block.units {
                 let y = unit.body.forward(x, .eval)
                 features.collect(ctx, unit: unit.index, point: .tap, y)

@@ -100,7 +100,7 @@ final class CIFARSource: ItemSource {
             : [("labels", names("batches.meta.txt", count: 10, fallback: cifar10Names))]
         let defaultVal = DataPrep.defaultVal(dataset, trainCount: trainCount)
         let val = options.val ?? defaultVal
-        let (train, held) = try Holdout.split(Array(0..<trainCount), val: val, seed: options.seed, dataset: dataset)
+        let (train, held) = try Holdout.split(Array(0..<trainCount), val: val, seed: options.seed, dataset: dataset) { src.labels(of: $0)[0] }
         let plan = ConversionPlan(
             dataset: dataset, source: "CIFAR-\(hundred ? 100 : 10) binary version (\(archive))",
             command: "repro prep \(dataset) --src \(source.path)" + PrepCommandText.flags(options, val: val, defaultVal: defaultVal),

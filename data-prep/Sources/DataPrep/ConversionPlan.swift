@@ -57,17 +57,47 @@ struct ConversionPlan {
 }
 
 enum Holdout {
-    /// Splits `items` into (train, val): a seeded random `val` of them, both kept in their
-    /// original order.
-    static func split(_ items: [Int], val: Int, seed: UInt64, dataset: String) throws -> (train: [Int], val: [Int]) {
+    /// Splits `items` into (train, val): `val` of them held out, stratified by class (each
+    /// class gives its share of `val`, largest remainders rounded up, and keeps at least one
+    /// training image while another class can give instead), chosen within each class by a
+    /// seeded permutation; both lists keep the original order.
+    static func split(_ items: [Int], val: Int, seed: UInt64, dataset: String,
+                      label: (Int) -> Int32) throws -> (train: [Int], val: [Int]) {
         guard val >= 0 && val < items.count else {
             throw FFError(.invalidArgument, "--val \(val) is not possible for \(dataset): the training set has "
                 + "\(items.count) images; choose 0...\(max(0, items.count - 1)).")
         }
-        var rng = SeededRandom(seed: seed, stream: "holdout")
-        let perm = rng.permutation(items.count)
+        var byClass: [Int32: [Int]] = [:]   // class -> positions in `items`
+        for (i, item) in items.enumerated() { byClass[label(item), default: []].append(i) }
+        let classes = byClass.keys.sorted()
+        let n = Double(items.count)
+        var quota: [Int32: Int] = [:]
+        var fraction: [(Int32, Double)] = []
+        for c in classes {
+            let exact = Double(val) * Double(byClass[c]!.count) / n
+            quota[c] = min(Int(exact), max(0, byClass[c]!.count - 1))
+            fraction.append((c, exact - Double(quota[c]!)))
+        }
+        let order = fraction.sorted { $0.1 > $1.1 || $0.1 == $1.1 && $0.0 < $1.0 }.map(\.0)
+        var left = val - quota.values.reduce(0, +)
+        // Largest remainders first; a class gives its last image only when nothing else can.
+        for keepOne in [true, false] where left > 0 {
+            var progressed = true
+            while left > 0 && progressed {
+                progressed = false
+                for c in order where left > 0 && quota[c]! < byClass[c]!.count - (keepOne ? 1 : 0) {
+                    quota[c]! += 1
+                    left -= 1
+                    progressed = true
+                }
+            }
+        }
         var isVal = [Bool](repeating: false, count: items.count)
-        for p in perm.prefix(val) { isVal[p] = true }
+        for c in classes {
+            var rng = SeededRandom(seed: seed, stream: "holdout", UInt64(bitPattern: Int64(c)))
+            let members = byClass[c]!
+            for p in rng.permutation(members.count).prefix(quota[c]!) { isVal[members[p]] = true }
+        }
         var train: [Int] = [], held: [Int] = []
         train.reserveCapacity(items.count - val)
         held.reserveCapacity(val)

@@ -118,6 +118,12 @@ public enum DataPrep {
         try ImageFolderSource.convertImageNet100(source: source, output: output, options: options)
     }
 
+    /// Imagenette: the official .tgz or its extracted folder (train/, val/ of 10 wnid folders);
+    /// the official val becomes `test`; default size 160.
+    public static func imagenette(source: URL, output: URL, options: PrepOptions = PrepOptions()) throws -> PrepResult {
+        try ImagenetteSource.convert(source: source, output: output, options: options)
+    }
+
     /// tiny-imagenet-200 as distributed; the official val becomes `test`. Default size 64.
     public static func tinyImagenet(source: URL, output: URL, options: PrepOptions = PrepOptions()) throws -> PrepResult {
         try TinyImageNetSource.convert(source: source, output: output, options: options)

@@ -122,7 +122,7 @@ final class IDXSource: ItemSource {
         let src = IDXSource(pixels: pixels, labels: labels, height: h, width: w, trainCount: trainCount,
                             fileNames: required.map { found[$0]! })
         let val = options.val ?? DataPrep.defaultVal(variant.dataset, trainCount: trainCount)
-        let (train, held) = try Holdout.split(Array(0..<trainCount), val: val, seed: options.seed, dataset: variant.dataset)
+        let (train, held) = try Holdout.split(Array(0..<trainCount), val: val, seed: options.seed, dataset: variant.dataset) { labels[$0] }
         let name = variant == .mnist ? "MNIST" : "Fashion-MNIST"
         var command = "repro prep \(variant.dataset)"
         if !(variant == .fashion && source == DataPrep.defaultFashionMNISTSource) { command += " --src \(source.path)" }

@@ -8,7 +8,10 @@ enum ImageFolderSource {
 
     /// Layout rule: if ROOT's subfolders are only train/val/test and train/ is among them,
     /// they are splits; otherwise ROOT's subfolders are the classes (all training data).
-    static func convertFolder(source: URL, output: URL, options: PrepOptions) throws -> PrepResult {
+    /// `classTitles` maps class folder names to the names stored in the index (Imagenette's
+    /// wnids to readable names); `command` replaces the imagefolder command in the index.
+    static func convertFolder(source: URL, output: URL, options: PrepOptions, classTitles: [String: String] = [:],
+                              command base: String? = nil) throws -> PrepResult {
         guard let size = options.size, size > 0 else {
             throw FFError(.invalidArgument, "imagefolder needs --size N (the stored side length, e.g. 64 or 256).")
         }
@@ -44,7 +47,8 @@ enum ImageFolderSource {
         // With both val/ and test/, both are used as they are; with only val/, it is the
         // test split (as for ImageNet) and val is held out from train.
         var valItems: [Int], testItems: [Int], val: Int
-        let defaultVal = DataPrep.defaultVal(dataset, trainCount: trainItems.count)
+        // The default never depends on --name: an image folder called "cifar10" is still an image folder.
+        let defaultVal = DataPrep.defaultVal("imagefolder", trainCount: trainItems.count)
         if let v = official["val"], let t = official["test"] {
             if let n = options.val, n > 0 {
                 throw FFError(.invalidArgument, "\(source.path) has its own val/ folder, so --val \(n) cannot hold out "
@@ -53,17 +57,17 @@ enum ImageFolderSource {
             (valItems, testItems, val) = (v, t, 0)
         } else {
             val = options.val ?? defaultVal
-            let split = try Holdout.split(trainItems, val: val, seed: options.seed, dataset: dataset)
+            let split = try Holdout.split(trainItems, val: val, seed: options.seed, dataset: dataset) { src.labels(of: $0)[0] }
             trainItems = split.train
             valItems = split.val
             testItems = official["val"] ?? official["test"] ?? []
         }
-        var command = "repro prep imagefolder --src \(source.path)"
+        var command = base ?? "repro prep imagefolder --src \(source.path)"
         command += PrepCommandText.flags(options, val: val, defaultVal: splitLayout && official.count == 2 ? 0 : defaultVal,
                                          size: size, defaultSize: nil)
         let plan = ConversionPlan(
             dataset: dataset, source: "image folder \(source.standardizedFileURL.lastPathComponent) (\(classes.count) classes)",
-            command: command, labelSets: [("labels", classes)],
+            command: command, labelSets: [("labels", classes.map { classTitles[$0] ?? $0 })],
             splits: [("train", trainItems), ("val", valItems), ("test", testItems)],
             val: val, seed: options.seed, size: size, shardBytes: options.shardBytes)
         return try Converter.run(plan, source: src, output: output, options: options)
@@ -104,7 +108,7 @@ enum ImageFolderSource {
         ImageTree.noteIgnored(ignored + ign2, options: options)
         let defaultVal = DataPrep.defaultVal(dataset, trainCount: trainItems.count)
         let val = options.val ?? defaultVal
-        let split = try Holdout.split(trainItems, val: val, seed: options.seed, dataset: dataset)
+        let split = try Holdout.split(trainItems, val: val, seed: options.seed, dataset: dataset) { src.labels(of: $0)[0] }
         trainItems = split.train
         var command = "repro prep imagenet100 --src \(source.path)"
         command += PrepCommandText.flags(options, val: val, defaultVal: defaultVal, size: size, defaultSize: 256)

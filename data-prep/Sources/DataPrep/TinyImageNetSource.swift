@@ -77,7 +77,7 @@ enum TinyImageNetSource {
         ImageTree.noteIgnored(ignored, options: options)
         let defaultVal = DataPrep.defaultVal(dataset, trainCount: trainItems.count)
         let val = options.val ?? defaultVal
-        let split = try Holdout.split(trainItems, val: val, seed: options.seed, dataset: dataset)
+        let split = try Holdout.split(trainItems, val: val, seed: options.seed, dataset: dataset) { src.labels(of: $0)[0] }
         let command = "repro prep tiny-imagenet --src \(source.path)"
             + PrepCommandText.flags(options, val: val, defaultVal: defaultVal, size: size, defaultSize: 64)
         let plan = ConversionPlan(
