@@ -760,7 +760,7 @@ void ff_conv2d_backward_input(ff_ctx *ctx, const ff_conv2d_desc *d, const float 
  * Winograd call does tiles * a^2 * C * CO GEMM multiply-adds at ~95 % plus transforms
  * costing about WINO_TF_COST multiply-adds per transformed value (scalar stores into the
  * panels), for the input and output (forward) or input and dY (wgrad) side. Calibrated
- * with `repro bench kernels` on Zen 4 (papers/PERFORMANCE.md). Below WINO_MIN_CHANNELS
+ * with `repro bench kernels` on Zen 4 (docs/performance.md). Below WINO_MIN_CHANNELS
  * channels the transforms outweigh the multiplications they save, and below
  * WINO_MIN_MACS the fixed cost of a call (weight transform, buffer set-up, four
  * thread-pool phases) does: im2col. In bf16 only F2 qualifies (F4 rounds ~10x worse);

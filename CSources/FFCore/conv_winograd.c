@@ -21,7 +21,7 @@
  * scale the input by 21/4 and the output by 32): F4 is the default for large maps, F6 is
  * never picked automatically. In bf16 the GEMM inputs carry 8 significant bits (relative
  * rounding 2^-9 = 2e-3) and the transforms amplify that: F2 ~4e-3, F4 ~1e-2 relative to
- * max |y|; see papers/PERFORMANCE.md.
+ * max |y|; see docs/performance.md.
  *
  * Work is done in blocks of Tb tiles (the block size depends only on the shape, so results
  * do not depend on the thread count), each in phases over the thread pool:
