@@ -13,7 +13,7 @@ APT_PACKAGES := pkg-config libopenblas-dev libhdf5-dev hdf5-tools libpng-dev lib
                 libopenmpi-dev openmpi-bin
 DEMO_PACKAGES := dataset-fashion-mnist
 
-.PHONY: setup setup-demo build test bench demo fuzz clean
+.PHONY: setup setup-demo build test bench bench-torch demo fuzz clean
 
 setup:
 	@bash tools/apt-ensure.sh $(APT_PACKAGES)
@@ -40,6 +40,17 @@ fuzz: setup
 
 bench: build
 	$(BIN) bench $(if $(THREADS),--threads $(THREADS),)
+
+# ffrepro against the same step in PyTorch (tools/bench/torch_step.py), alternating rounds.
+# Needs a Python with torch: TORCH_PYTHON=path/to/python, or .venv-torch (see the message
+# printed when it is missing). TARGETS defaults to asge-vgg8; ROUNDS to 5.
+TORCH_PYTHON ?=
+TARGETS      ?= asge-vgg8
+ROUNDS       ?= 5
+bench-torch: build
+	$(BIN) bench $(TARGETS) --compare-torch --rounds $(ROUNDS) --precision fp32,bf16 \
+	    --torch-modes eager,compile $(if $(TORCH_PYTHON),--torch-python $(TORCH_PYTHON),) \
+	    $(if $(THREADS),--threads $(THREADS),)
 
 demo: setup-demo build
 	bash tools/demo.sh $(BIN) $(DATA)

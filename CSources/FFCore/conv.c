@@ -13,12 +13,15 @@
  *  One file on purpose: the tile planner, the pixel movers and the three passes share
  *  private types and scratch conventions. */
 #include "conv_internal.h"
+#include "gemm_internal.h"
 
 #include <cblas.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* GEMM N below this loses efficiency (B panels too thin), so small images are grouped. */
 #define CONV_MIN_COLS 256
@@ -122,6 +125,7 @@ typedef struct {
     long max_cols; /* most columns in one tile */
     int pointwise;
     int need_col;  /* tiles need the im2col / dcol buffer */
+    int bf16;      /* forward / wgrad GEMMs in bf16 (gemm_kernels.c) */
 } conv_plan;
 
 typedef struct {
@@ -132,9 +136,10 @@ typedef struct {
 
 /* The plan depends only on the descriptor, the op and the thread count, so the work
  * split (and thus every rounding) is the same on every call. */
-static conv_plan make_plan(const conv_geom *g, int nthreads, int op) {
+static conv_plan make_plan(const conv_geom *g, int nthreads, int op, int bf16) {
     conv_plan p;
     p.g = *g;
+    p.bf16 = bf16 && op != CONV_OP_DGRAD;
     p.pointwise = is_pointwise(g);
     long col_img = (long)g->Krow * g->HW;
     long cap = ff_max_l(col_img, (long)(FF_CONV_TILE_BYTES / sizeof(float)));
@@ -207,8 +212,9 @@ static conv_tile plan_tile(const conv_plan *p, long t) {
 }
 
 /* Scratch floats one thread requests per slot: 0 column tile, 1 output / dy tile,
- * 2 dW partial, 3 dbias partial (doubles). */
-static void plan_scratch(const conv_plan *p, int op, size_t s[FF_SCRATCH_SLOTS]) {
+ * 2 dW partial, 3 dbias partial (doubles); bf16 only: 4 the packed weights of all groups
+ * (forward, thread 0 alone: it is shared), 5 the GEMM's packing buffer. */
+static void plan_scratch(const conv_plan *p, int op, int tid, size_t s[FF_SCRATCH_SLOTS]) {
     const conv_geom *g = &p->g;
     for (int i = 0; i < FF_SCRATCH_SLOTS; i++) s[i] = 0;
     if (p->need_col) s[0] = (size_t)g->Krow * (size_t)p->max_cols;
@@ -216,6 +222,12 @@ static void plan_scratch(const conv_plan *p, int op, size_t s[FF_SCRATCH_SLOTS])
     if (op == CONV_OP_WGRAD) {
         s[2] = (size_t)g->CO * (size_t)g->Kg;
         s[3] = 2 * (size_t)g->CO;
+    }
+    if (p->bf16 && op == CONV_OP_FWD) {
+        if (tid == 0) s[4] = (size_t)g->groups * ff_gemm_bf16_packed_a_words(g->cout_g, g->Kg);
+        s[5] = ff_gemm_bf16_scratch_floats(g->cout_g, (int)p->max_cols, g->Kg);
+    } else if (p->bf16) {
+        s[5] = ff_gemm_bf16_scratch_floats(g->cout_g, g->Kg, (int)p->max_cols);
     }
 }
 
@@ -239,6 +251,12 @@ static size_t scratch_bytes_of(const size_t s[FF_SCRATCH_SLOTS]) {
  *  Depthwise: (KH*KW + 1) * OW doubles in wgrad, nothing otherwise.
  * The function returns the largest per-thread total over the three entry points times
  * the context's thread count; a call never asks the arenas for more. */
+static int algo_choice(ff_ctx *ctx, const conv_geom *g, const ff_conv2d_desc *d, int op);
+
+/* Arenas are high-water marks per (thread, slot), so the bound over any sequence of calls
+ * is the sum over arenas of the largest request any possible call makes to it: every
+ * entry point (forward, weight and input gradient), with the algorithm the context can
+ * pick for it (all of them in MEASURE mode, which runs every candidate). */
 size_t ff_conv2d_workspace_bytes(const ff_ctx *ctx, const ff_conv2d_desc *d) {
     if (ff_conv2d_check(d)) return 0;
     conv_geom g = make_geom(d);
@@ -251,14 +269,37 @@ size_t ff_conv2d_workspace_bytes(const ff_ctx *ctx, const ff_conv2d_desc *d) {
         }
         return per * sizeof(float) * (size_t)nt;
     }
-    for (int op = 0; op < 3; op++) {
-        conv_plan p = make_plan(&g, nt, op);
-        size_t s[FF_SCRATCH_SLOTS];
-        plan_scratch(&p, op, s);
-        size_t b = scratch_bytes_of(s);
-        if (b > per) per = b;
+    size_t (*most)[FF_SCRATCH_SLOTS] = calloc((size_t)nt, sizeof *most);
+    size_t (*call)[FF_SCRATCH_SLOTS] = calloc((size_t)nt, sizeof *call);
+    if (!most || !call) {
+        free(most);
+        free(call);
+        return SIZE_MAX;
     }
-    return per * (size_t)nt;
+    const int bf16 = ctx->precision == FF_PRECISION_BF16;
+    for (int op = 0; op < 3; op++) {
+        for (int algo = FF_CONV_ALGO_IM2COL; algo <= FF_CONV_ALGO_WINOGRAD_F6; algo++) {
+            if (algo != FF_CONV_ALGO_IM2COL &&
+                (op == CONV_OP_DGRAD || !ff_wino_eligible(&g) ||
+                 (ctx->conv_algo != FF_CONV_ALGO_MEASURE && algo_choice((ff_ctx *)ctx, &g, d, op) != algo)))
+                continue;
+            memset(call, 0, (size_t)nt * sizeof *call);
+            if (algo == FF_CONV_ALGO_IM2COL) {
+                conv_plan p = make_plan(&g, nt, op, bf16);
+                for (int t = 0; t < (int)ff_min_l(p.T, nt); t++) plan_scratch(&p, op, t, call[t]);
+            } else {
+                ff_wino_scratch_floats(ctx, &g, 2 * (algo - FF_CONV_ALGO_WINOGRAD_F2) + 2, op, call);
+            }
+            for (int t = 0; t < nt; t++)
+                for (int sl = 0; sl < FF_SCRATCH_SLOTS; sl++)
+                    if (call[t][sl] > most[t][sl]) most[t][sl] = call[t][sl];
+        }
+    }
+    size_t total = 0;
+    for (int t = 0; t < nt; t++) total += scratch_bytes_of(most[t]);
+    free(most);
+    free(call);
+    return total;
 }
 
 /* ---------------------------------------------------------------- im2col ---------- */
@@ -421,22 +462,26 @@ typedef struct {
     float *tmp[FF_MAX_THREADS];
     float *part[FF_MAX_THREADS];
     double *bpart[FF_MAX_THREADS];
+    float *gscratch[FF_MAX_THREADS];
+    uint32_t *wpack; /* bf16 forward: weights of every group, packed once per call */
     int want_bias;
 } conv_job;
 
 /* Scratch is taken on the calling thread before the job starts, for the threads that
  * will get tiles, so workers never touch the arena bookkeeping. */
 static int acquire_scratch(ff_ctx *ctx, conv_job *j, int op) {
-    size_t s[FF_SCRATCH_SLOTS];
-    plan_scratch(&j->p, op, s);
     int used = (int)ff_min_l(j->p.T, ff_ctx_threads(ctx));
     for (int t = 0; t < used; t++) {
+        size_t s[FF_SCRATCH_SLOTS];
+        plan_scratch(&j->p, op, t, s);
         j->col[t] = s[0] ? ff_ctx_scratch(ctx, t, 0, s[0]) : NULL;
         j->tmp[t] = s[1] ? ff_ctx_scratch(ctx, t, 1, s[1]) : NULL;
         j->part[t] = s[2] ? ff_ctx_scratch(ctx, t, 2, s[2]) : NULL;
         j->bpart[t] = s[3] ? (double *)ff_ctx_scratch(ctx, t, 3, s[3]) : NULL;
+        if (t == 0) j->wpack = s[4] ? (uint32_t *)ff_ctx_scratch(ctx, 0, 4, s[4]) : NULL;
+        j->gscratch[t] = s[5] ? ff_ctx_scratch(ctx, t, 5, s[5]) : NULL;
         if ((s[0] && !j->col[t]) || (s[1] && !j->tmp[t]) || (s[2] && !j->part[t]) ||
-            (s[3] && !j->bpart[t])) {
+            (s[3] && !j->bpart[t]) || (s[4] && !j->wpack) || (s[5] && !j->gscratch[t])) {
             fprintf(stderr, "ffcore: conv2d: out of memory for scratch\n");
             abort();
         }
@@ -477,10 +522,17 @@ static void fwd_task(void *arg, long t0, long t1, int tid) {
             Ct = j->tmp[tid];
             ldc = tl.ncols;
         }
-        for (int gi = 0; gi < G; gi++)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Mg, (int)tl.ncols, Kg, 1.0f,
-                        j->w + (size_t)gi * Mg * Kg, Kg, B + (size_t)gi * Kg * ldb, (int)ldb, 0.0f,
-                        Ct + (size_t)gi * Mg * ldc, (int)ldc);
+        for (int gi = 0; gi < G; gi++) {
+            if (p->bf16)
+                ff_gemm_bf16_1t(0, 0, Mg, (int)tl.ncols, Kg, NULL, 0,
+                                j->wpack + gi * ff_gemm_bf16_packed_a_words(Mg, Kg),
+                                B + (size_t)gi * Kg * ldb, ldb, 0.0f, Ct + (size_t)gi * Mg * ldc, ldc,
+                                j->gscratch[tid]);
+            else
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Mg, (int)tl.ncols, Kg, 1.0f,
+                            j->w + (size_t)gi * Mg * Kg, Kg, B + (size_t)gi * Kg * ldb, (int)ldb,
+                            0.0f, Ct + (size_t)gi * Mg * ldc, (int)ldc);
+        }
         if (tl.ni == 1) {
             if (j->bias || j->relu)
                 CONV_SIMD_CALL(j->simd, epilogue, g, Ct, ldc, 1, tl.ncols, j->bias, j->relu, Ct);
@@ -488,6 +540,32 @@ static void fwd_task(void *arg, long t0, long t1, int tid) {
             CONV_SIMD_CALL(j->simd, epilogue, g, Ct, ldc, tl.ni, g->HW, j->bias, j->relu, yb);
         }
     }
+}
+
+static int measure(ff_ctx *ctx, const conv_geom *g, const ff_conv2d_desc *d, int op,
+                   const float *x, const float *w_or_dy);
+
+static void run_forward(ff_ctx *ctx, const conv_geom *g, int algo, const float *x, const float *w,
+                        const float *bias, float *y, int relu) {
+    if (algo >= FF_CONV_ALGO_WINOGRAD_F2 && algo <= FF_CONV_ALGO_WINOGRAD_F6) {
+        ff_wino_forward(ctx, g, 2 * (algo - FF_CONV_ALGO_WINOGRAD_F2) + 2, x, w, bias, y, relu);
+        return;
+    }
+    conv_job job, *j = &job;
+    j->p = make_plan(g, ff_ctx_threads(ctx), CONV_OP_FWD, ctx->precision == FF_PRECISION_BF16);
+    j->simd = ff_ctx_simd(ctx);
+    j->relu = relu;
+    j->x = x;
+    j->w = w;
+    j->bias = bias;
+    j->y = y;
+    acquire_scratch(ctx, j, CONV_OP_FWD);
+    if (j->p.bf16)
+        for (int gi = 0; gi < g->groups; gi++)
+            ff_gemm_bf16_pack_a(0, g->cout_g, g->Kg, w + (size_t)gi * g->cout_g * g->Kg, g->Kg,
+                                j->wpack + gi * ff_gemm_bf16_packed_a_words(g->cout_g, g->Kg));
+    /* Tiles write disjoint outputs with the running thread's scratch: any thread may run any. */
+    ff_parallel_for_dynamic(ctx, j->p.T, 1, fwd_task, j);
 }
 
 void ff_conv2d_forward(ff_ctx *ctx, const ff_conv2d_desc *d, const float *x, const float *w,
@@ -499,16 +577,9 @@ void ff_conv2d_forward(ff_ctx *ctx, const ff_conv2d_desc *d, const float *x, con
         ff_conv_dw_forward(ctx, &g, x, w, bias, y, relu);
         return;
     }
-    conv_job job, *j = &job;
-    j->p = make_plan(&g, ff_ctx_threads(ctx), CONV_OP_FWD);
-    j->simd = ff_ctx_simd(ctx);
-    j->relu = relu;
-    j->x = x;
-    j->w = w;
-    j->bias = bias;
-    j->y = y;
-    acquire_scratch(ctx, j, CONV_OP_FWD);
-    ff_parallel_for(ctx, j->p.T, 1, fwd_task, j);
+    int algo = algo_choice(ctx, &g, d, CONV_OP_FWD);
+    if (algo == FF_CONV_ALGO_MEASURE) algo = measure(ctx, &g, d, CONV_OP_FWD, x, w);
+    run_forward(ctx, &g, algo, x, w, bias, y, relu);
 }
 
 /* ---------------------------------------------------------------- weight grad ----- */
@@ -538,10 +609,16 @@ static void wgrad_task(void *arg, long t0, long t1, int tid) {
             lda = tl.ncols;
         }
         if (j->want_bias) CONV_SIMD_CALL(j->simd, bias_rows, A, lda, g->CO, tl.ncols, bpart);
-        for (int gi = 0; gi < G; gi++)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Mg, Kg, (int)tl.ncols, 1.0f,
-                        A + (size_t)gi * Mg * lda, (int)lda, B + (size_t)gi * Kg * ldb, (int)ldb,
-                        1.0f, part + (size_t)gi * Mg * Kg, Kg);
+        for (int gi = 0; gi < G; gi++) {
+            if (p->bf16)
+                ff_gemm_bf16_1t(0, 1, Mg, Kg, (int)tl.ncols, A + (size_t)gi * Mg * lda, lda, NULL,
+                                B + (size_t)gi * Kg * ldb, ldb, 1.0f, part + (size_t)gi * Mg * Kg, Kg,
+                                j->gscratch[tid]);
+            else
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Mg, Kg, (int)tl.ncols, 1.0f,
+                            A + (size_t)gi * Mg * lda, (int)lda, B + (size_t)gi * Kg * ldb, (int)ldb,
+                            1.0f, part + (size_t)gi * Mg * Kg, Kg);
+        }
     }
 }
 
@@ -567,16 +644,15 @@ static void reduce_task(void *arg, long b, long e, int tid) {
     }
 }
 
-void ff_conv2d_backward_weight(ff_ctx *ctx, const ff_conv2d_desc *d, const float *x,
-                               const float *dy, float *dw, float *dbias, int accumulate) {
-    check_or_die(d);
-    conv_geom g = make_geom(d);
-    if (is_depthwise(&g)) {
-        ff_conv_dw_backward_weight(ctx, &g, x, dy, dw, dbias, accumulate);
+static void run_wgrad(ff_ctx *ctx, const conv_geom *g, int algo, const float *x, const float *dy,
+                      float *dw, float *dbias, int accumulate) {
+    if (algo >= FF_CONV_ALGO_WINOGRAD_F2 && algo <= FF_CONV_ALGO_WINOGRAD_F6) {
+        ff_wino_backward_weight(ctx, g, 2 * (algo - FF_CONV_ALGO_WINOGRAD_F2) + 2, x, dy, dw, dbias,
+                                accumulate);
         return;
     }
     conv_job job, *j = &job;
-    j->p = make_plan(&g, ff_ctx_threads(ctx), CONV_OP_WGRAD);
+    j->p = make_plan(g, ff_ctx_threads(ctx), CONV_OP_WGRAD, ctx->precision == FF_PRECISION_BF16);
     j->simd = ff_ctx_simd(ctx);
     j->x = x;
     j->dy = dy;
@@ -585,15 +661,28 @@ void ff_conv2d_backward_weight(ff_ctx *ctx, const ff_conv2d_desc *d, const float
     ff_parallel_for(ctx, j->p.T, 1, wgrad_task, j);
 
     reduce_job r = {dw, j->part, used, accumulate};
-    long total = (long)g.CO * g.Kg;
+    long total = (long)g->CO * g->Kg;
     ff_parallel_for(ctx, total, 1L << 14, reduce_task, &r);
     if (dbias) {
-        for (int co = 0; co < g.CO; co++) {
+        for (int co = 0; co < g->CO; co++) {
             double s = 0.0;
             for (int t = 0; t < used; t++) s += j->bpart[t][co];
             dbias[co] = accumulate ? dbias[co] + (float)s : (float)s;
         }
     }
+}
+
+void ff_conv2d_backward_weight(ff_ctx *ctx, const ff_conv2d_desc *d, const float *x,
+                               const float *dy, float *dw, float *dbias, int accumulate) {
+    check_or_die(d);
+    conv_geom g = make_geom(d);
+    if (is_depthwise(&g)) {
+        ff_conv_dw_backward_weight(ctx, &g, x, dy, dw, dbias, accumulate);
+        return;
+    }
+    int algo = algo_choice(ctx, &g, d, CONV_OP_WGRAD);
+    if (algo == FF_CONV_ALGO_MEASURE) algo = measure(ctx, &g, d, CONV_OP_WGRAD, x, dy);
+    run_wgrad(ctx, &g, algo, x, dy, dw, dbias, accumulate);
 }
 
 /* ---------------------------------------------------------------- input grad ------ */
@@ -655,11 +744,127 @@ void ff_conv2d_backward_input(ff_ctx *ctx, const ff_conv2d_desc *d, const float 
         return;
     }
     conv_job job, *j = &job;
-    j->p = make_plan(&g, ff_ctx_threads(ctx), CONV_OP_DGRAD);
+    j->p = make_plan(&g, ff_ctx_threads(ctx), CONV_OP_DGRAD, 0);
     j->simd = ff_ctx_simd(ctx);
     j->w = w;
     j->dy = dy;
     j->dx = dx;
     acquire_scratch(ctx, j, CONV_OP_DGRAD);
     ff_parallel_for(ctx, j->p.T, 1, dgrad_task, j);
+}
+
+/* ---------------------------------------------------------------- algorithm ------- */
+
+/* The AUTO rule. Modelled cost of one call in units of one fp32 multiply-add at GEMM
+ * speed: im2col runs at ~85 % of the micro-kernel rate (OpenBLAS, im2col traffic); a
+ * Winograd call does tiles * a^2 * C * CO GEMM multiply-adds at ~95 % plus transforms
+ * costing about WINO_TF_COST multiply-adds per transformed value (scalar stores into the
+ * panels), for the input and output (forward) or input and dY (wgrad) side. Calibrated
+ * with `repro bench kernels` on Zen 4 (docs/performance.md). Below WINO_MIN_CHANNELS
+ * channels the transforms outweigh the multiplications they save, and below
+ * WINO_MIN_MACS the fixed cost of a call (weight transform, buffer set-up, four
+ * thread-pool phases) does: im2col. In bf16 only F2 qualifies (F4 rounds ~10x worse);
+ * F6 is only ever forced or measured. */
+#define WINO_TF_COST 24.0
+#define WINO_MIN_CHANNELS 32
+#define WINO_MIN_MACS (1L << 27)
+
+static double wino_cost(const conv_geom *g, int m) {
+    double th = (g->OH + m - 1) / m, tw = (g->OW + m - 1) / m, a2 = (double)(m + 2) * (m + 2);
+    double tiles = g->n * th * tw;
+    return tiles * a2 * g->C * g->CO / 0.95 + tiles * a2 * (g->C + g->CO) * WINO_TF_COST;
+}
+
+static int auto_algo(const conv_geom *g, int bf16) {
+    double macs = 9.0 * g->n * g->HW * g->C * g->CO;
+    if (!ff_wino_eligible(g) || g->C < WINO_MIN_CHANNELS || g->CO < WINO_MIN_CHANNELS ||
+        macs < (double)WINO_MIN_MACS)
+        return FF_CONV_ALGO_IM2COL;
+    double best = macs / 0.85;
+    int algo = FF_CONV_ALGO_IM2COL;
+    for (int m = 2; m <= (bf16 ? 2 : 4); m += 2) {
+        double c = wino_cost(g, m);
+        if (c < best) {
+            best = c;
+            algo = m == 2 ? FF_CONV_ALGO_WINOGRAD_F2 : FF_CONV_ALGO_WINOGRAD_F4;
+        }
+    }
+    return algo;
+}
+
+static int same_desc(const ff_conv2d_desc *a, const ff_conv2d_desc *b) {
+    return a->n == b->n && a->c_in == b->c_in && a->h_in == b->h_in && a->w_in == b->w_in &&
+           a->c_out == b->c_out && a->k_h == b->k_h && a->k_w == b->k_w &&
+           a->stride_h == b->stride_h && a->stride_w == b->stride_w && a->pad_h == b->pad_h &&
+           a->pad_w == b->pad_w && a->groups == b->groups;
+}
+
+/* The algorithm for a (non-depthwise) call; FF_CONV_ALGO_MEASURE when it must be measured. */
+static int algo_choice(ff_ctx *ctx, const conv_geom *g, const ff_conv2d_desc *d, int op) {
+    int mode = ctx->conv_algo;
+    if (op == CONV_OP_DGRAD || mode == FF_CONV_ALGO_IM2COL || !ff_wino_eligible(g))
+        return FF_CONV_ALGO_IM2COL;
+    if (mode >= FF_CONV_ALGO_WINOGRAD_F2 && mode <= FF_CONV_ALGO_WINOGRAD_F6) return mode;
+    if (mode == FF_CONV_ALGO_MEASURE) {
+        for (int i = 0; i < ctx->n_conv_choices; i++) {
+            const struct ff_conv_choice *c = &ctx->conv_choices[i];
+            if (c->op == op && c->precision == ctx->precision && c->simd == ctx->simd && same_desc(&c->d, d))
+                return c->algo;
+        }
+        return FF_CONV_ALGO_MEASURE;
+    }
+    return auto_algo(g, ctx->precision == FF_PRECISION_BF16);
+}
+
+int ff_conv2d_algo(ff_ctx *ctx, const ff_conv2d_desc *d, int op) {
+    if (ff_conv2d_check(d)) return FF_CONV_ALGO_IM2COL;
+    conv_geom g = make_geom(d);
+    if (is_depthwise(&g)) return FF_CONV_ALGO_IM2COL;
+    int algo = algo_choice(ctx, &g, d, op == 1 ? CONV_OP_WGRAD : CONV_OP_FWD);
+    return algo == FF_CONV_ALGO_MEASURE ? auto_algo(&g, ctx->precision == FF_PRECISION_BF16) : algo;
+}
+
+static double seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* Times the eligible algorithms on the call's own inputs (best of two runs each, outputs
+ * to temporary buffers, so accumulate and the caller's output are untouched) and records
+ * the fastest for this descriptor. */
+static int measure(ff_ctx *ctx, const conv_geom *g, const ff_conv2d_desc *d, int op,
+                   const float *x, const float *w_or_dy) {
+    size_t out = op == CONV_OP_FWD ? (size_t)g->n * g->CO * g->HW : (size_t)g->CO * g->Kg;
+    float *tmp = malloc(out * sizeof(float) + (size_t)g->CO * sizeof(float));
+    if (!tmp) {
+        fprintf(stderr, "ffcore: conv2d: out of memory while measuring algorithms\n");
+        abort();
+    }
+    int best = FF_CONV_ALGO_IM2COL;
+    double best_t = 1e300;
+    /* The candidates whose rounding the AUTO rule would accept (F6, and F4 in bf16, only
+     * when forced). */
+    const int last = ctx->precision == FF_PRECISION_BF16 ? FF_CONV_ALGO_WINOGRAD_F2 : FF_CONV_ALGO_WINOGRAD_F4;
+    for (int algo = FF_CONV_ALGO_IM2COL; algo <= last; algo++) {
+        if (algo != FF_CONV_ALGO_IM2COL && !ff_wino_eligible(g)) break;
+        double t = 1e300;
+        for (int rep = 0; rep < 2; rep++) {
+            double t0 = seconds();
+            if (op == CONV_OP_FWD)
+                run_forward(ctx, g, algo, x, w_or_dy, NULL, tmp, 0);
+            else
+                run_wgrad(ctx, g, algo, x, w_or_dy, tmp, tmp + out, 0);
+            double dt = seconds() - t0;
+            if (dt < t) t = dt;
+        }
+        if (t < best_t) {
+            best_t = t;
+            best = algo;
+        }
+    }
+    free(tmp);
+    int slot = ctx->n_conv_choices < 64 ? ctx->n_conv_choices++ : ctx->next_conv_choice++ % 64;
+    ctx->conv_choices[slot] = (struct ff_conv_choice){*d, op, ctx->precision, ctx->simd, best};
+    return best;
 }

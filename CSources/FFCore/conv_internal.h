@@ -57,4 +57,14 @@ void ff_conv_dw_backward_input(ff_ctx *ctx, const conv_geom *g, const float *w,
 
 enum { CONV_OP_FWD = 0, CONV_OP_WGRAD = 1, CONV_OP_DGRAD = 2 };
 
+/* Winograd F(m x m, 3 x 3), m = 2, 4, 6 (conv_winograd.c): 3x3, stride 1, pad 1, one group. */
+int ff_wino_eligible(const conv_geom *g);
+/* Floats a call asks of each (thread, slot) arena, written into slots[thread][slot]. */
+void ff_wino_scratch_floats(const ff_ctx *ctx, const conv_geom *g, int m, int op,
+                            size_t (*slots)[FF_SCRATCH_SLOTS]);
+void ff_wino_forward(ff_ctx *ctx, const conv_geom *g, int m, const float *x, const float *w,
+                     const float *bias, float *y, int relu);
+void ff_wino_backward_weight(ff_ctx *ctx, const conv_geom *g, int m, const float *x,
+                             const float *dy, float *dw, float *dbias, int accumulate);
+
 #endif

@@ -18,6 +18,14 @@ void openblas_set_num_threads(int num_threads);
 #define FF_SPIN_ITERS 20000
 
 static void run_chunk(ff_ctx *ctx, int i) {
+    if (ctx->dynamic) {
+        /* Chunks of `grain` items to whichever thread asks next. */
+        for (;;) {
+            long b = atomic_fetch_add_explicit(&ctx->next, ctx->grain, memory_order_relaxed);
+            if (b >= ctx->n) return;
+            ctx->fn(ctx->arg, b, ff_min_l(b + ctx->grain, ctx->n), i);
+        }
+    }
     long b = ff_chunk_begin(ctx->n, ctx->nchunks, i);
     long e = ff_chunk_begin(ctx->n, ctx->nchunks, i + 1);
     if (e > b) ctx->fn(ctx->arg, b, e, i);
@@ -97,6 +105,16 @@ ff_ctx *ff_ctx_create(int threads) {
         else if (!strcmp(env, "avx512")) cap = FF_SIMD_AVX512;
         if (cap < ctx->simd) ctx->simd = cap;
     }
+    ctx->precision = FF_PRECISION_FP32;
+    const char *prec = getenv("FFREPRO_PRECISION");
+    if (prec && !strcmp(prec, "bf16")) ff_ctx_set_precision(ctx, FF_PRECISION_BF16);
+    ctx->conv_algo = FF_CONV_ALGO_AUTO;
+    const char *algo = getenv("FFREPRO_CONV_ALGO");
+    if (algo) {
+        static const char *names[] = {"auto", "im2col", "f2", "f4", "f6", "measure"};
+        for (int i = 0; i < 6; i++)
+            if (!strcmp(algo, names[i])) ctx->conv_algo = i;
+    }
     ctx->scratch = calloc((size_t)threads * FF_SCRATCH_SLOTS, sizeof(ff_scratch_buf));
     pthread_mutex_init(&ctx->mu, NULL);
     pthread_cond_init(&ctx->wake, NULL);
@@ -144,9 +162,40 @@ void ff_ctx_set_simd(ff_ctx *ctx, int level) {
     if (level > cpu) level = cpu;
     if (level < FF_SIMD_SCALAR) level = FF_SIMD_SCALAR;
     ctx->simd = level;
+    if (level < FF_SIMD_AVX512) ctx->precision = FF_PRECISION_FP32;
 }
 
-void ff_parallel_for(ff_ctx *ctx, long n, long grain, ff_task_fn fn, void *arg) {
+int ff_ctx_set_precision(ff_ctx *ctx, int precision) {
+    if (precision == FF_PRECISION_FP32) {
+        ctx->precision = precision;
+        return 0;
+    }
+    if (precision != FF_PRECISION_BF16 || !ff_cpu_has_bf16() || ctx->simd < FF_SIMD_AVX512) return -1;
+    ctx->precision = precision;
+    return 0;
+}
+
+int ff_ctx_precision(const ff_ctx *ctx) { return ctx->precision; }
+
+void ff_ctx_set_conv_algo(ff_ctx *ctx, int algo) {
+    if (algo < FF_CONV_ALGO_AUTO || algo > FF_CONV_ALGO_MEASURE) algo = FF_CONV_ALGO_AUTO;
+    ctx->conv_algo = algo;
+}
+
+int ff_ctx_conv_algo(const ff_ctx *ctx) { return ctx->conv_algo; }
+
+const char *ff_conv_algo_name(int algo) {
+    switch (algo) {
+    case FF_CONV_ALGO_IM2COL: return "im2col";
+    case FF_CONV_ALGO_WINOGRAD_F2: return "winograd-f2";
+    case FF_CONV_ALGO_WINOGRAD_F4: return "winograd-f4";
+    case FF_CONV_ALGO_WINOGRAD_F6: return "winograd-f6";
+    case FF_CONV_ALGO_MEASURE: return "measure";
+    default: return "auto";
+    }
+}
+
+static void parallel_for(ff_ctx *ctx, long n, long grain, ff_task_fn fn, void *arg, int dynamic) {
     if (n <= 0) return;
     if (grain < 1) grain = 1;
     long maxchunks = (n + grain - 1) / grain;
@@ -159,6 +208,9 @@ void ff_parallel_for(ff_ctx *ctx, long n, long grain, ff_task_fn fn, void *arg) 
     ctx->arg = arg;
     ctx->n = n;
     ctx->nchunks = nchunks;
+    ctx->dynamic = dynamic;
+    ctx->grain = grain;
+    atomic_store_explicit(&ctx->next, 0, memory_order_relaxed);
     atomic_store(&ctx->remaining, ctx->nthreads - 1);
     pthread_mutex_lock(&ctx->mu);
     atomic_fetch_add_explicit(&ctx->generation, 1, memory_order_release);
@@ -175,6 +227,14 @@ void ff_parallel_for(ff_ctx *ctx, long n, long grain, ff_task_fn fn, void *arg) 
     pthread_mutex_lock(&ctx->mu);
     while (atomic_load(&ctx->remaining) != 0) pthread_cond_wait(&ctx->done, &ctx->mu);
     pthread_mutex_unlock(&ctx->mu);
+}
+
+void ff_parallel_for(ff_ctx *ctx, long n, long grain, ff_task_fn fn, void *arg) {
+    parallel_for(ctx, n, grain, fn, arg, 0);
+}
+
+void ff_parallel_for_dynamic(ff_ctx *ctx, long n, long grain, ff_task_fn fn, void *arg) {
+    parallel_for(ctx, n, grain, fn, arg, 1);
 }
 
 float *ff_ctx_scratch(ff_ctx *ctx, int tid, int slot, size_t floats) {

@@ -30,9 +30,21 @@ struct ff_ctx {
     void *arg;
     long n;
     int nchunks;
+    int dynamic;       /* ff_parallel_for_dynamic: chunks of `grain` from `next` */
+    long grain;
+    atomic_long next;
 
     ff_scratch_buf *scratch; /* nthreads * FF_SCRATCH_SLOTS */
     atomic_size_t scratch_bytes;
+
+    int precision; /* FF_PRECISION_* */
+    int conv_algo; /* FF_CONV_ALGO_* */
+    /* FF_CONV_ALGO_MEASURE: measured choices, replaced round robin when full. */
+    struct ff_conv_choice {
+        ff_conv2d_desc d;
+        int op, precision, simd, algo;
+    } conv_choices[64];
+    int n_conv_choices, next_conv_choice;
 };
 
 /* Chunk `i` of `nchunks` over [0, n): [i*n/nchunks, (i+1)*n/nchunks). */

@@ -25,6 +25,12 @@ struct BenchCommand: ParsableCommand {
               <recipe>     any recipe, on synthetic data of its input shape
             Without a target: kernels and asge-vgg8. Each model is measured in a fresh child
             process, so its peak RSS is its own.
+
+            --compare-torch runs each model target (default asge-vgg8) and the same step in
+            PyTorch (tools/bench/torch_step.py: eager, torch.compile, ...) alternately for
+            --rounds rounds and prints min / median / max and per-round ratios. PyTorch comes
+            from --torch-python (default: $FFREPRO_TORCH_PYTHON, else .venv-torch/bin/python,
+            else python3); torch.compile compiles in every round (about a minute each).
             """)
 
     @Argument(help: "What to measure.")
@@ -39,8 +45,26 @@ struct BenchCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Gradient accumulation for a single recipe target, or K for `audit`.")
     var accumulate: Int?
 
-    @Option(help: "Rounds of the `covariance` comparison (min / median / max over them).")
+    @Option(help: "Rounds of the `covariance` comparison and of --compare-torch (min / median / max over them).")
     var rounds = 5
+
+    @Option(help: "Convolution precision: fp32 or bf16 (default: the recipe's). With --compare-torch a comma list.")
+    var precision: String?
+
+    @Option(help: "Convolution algorithm: auto, measure, im2col, f2, f4, f6 (default: auto or $FFREPRO_CONV_ALGO).")
+    var convAlgo: String?
+
+    @Flag(help: "Compare with the same step in PyTorch (see below).")
+    var compareTorch = false
+
+    @Option(help: "Python with torch for --compare-torch.")
+    var torchPython: String?
+
+    @Option(help: "The PyTorch side of --compare-torch (default: tools/bench/torch_step.py).")
+    var torchScript: String?
+
+    @Option(help: "PyTorch variants for --compare-torch, comma-separated: eager, compile, compile+cl (channels_last).")
+    var torchModes = "eager,compile"
 
     @Option(help: "Channels of the `covariance` comparison.")
     var channels = 512
@@ -79,12 +103,23 @@ struct BenchCommand: ParsableCommand {
                 return
             }
             let ctx = threading.context()
-            print("ffrepro bench: \(ctx.threads) threads, SIMD \(ctx.simdName)")
+            if let a = convAlgo { try ctx.setConvAlgorithm(a) }
+            if !compareTorch, let p = precision { try ctx.setPrecision(p) }
+            print("ffrepro bench: \(ctx.threads) threads, SIMD \(ctx.simdName), conv precision \(ctx.precision), "
+                  + "algorithm \(ctx.convAlgorithm)")
+            if compareTorch {
+                try compareWithTorch(ctx)
+                return
+            }
             var models: [ModelBenchResult] = []
             for t in targets.isEmpty ? ["kernels", "asge-vgg8"] : targets {
                 switch t {
                 case "kernels":
                     print(KernelBench.format(KernelBench.run(context: ctx, seconds: 2)))
+                    print("")
+                    print(KernelBench.format(KernelBench.convAlgorithms(context: ctx), precision: ctx.precision))
+                    print("Effective GFLOP/s = direct-convolution FLOPs / time (Winograd does fewer multiplications);"
+                          + " auto = the algorithm the default rule picks at this precision.")
                 case "covariance":
                     print(CovarianceBench.format(try covariance(ctx)))
                 case "scaling":
@@ -102,8 +137,9 @@ struct BenchCommand: ParsableCommand {
                 print("")
                 print(ModelBench.format(models))
                 print("RSS = peak resident set size of the training phase (child process); engine = high-water mark"
-                      + " of tensor allocations; GFLOP/s counts the conv layers (layer-local: forward + weight"
-                      + " gradient; backprop: + input gradient).")
+                      + " of tensor allocations; GFLOP/s counts the conv layers as direct convolutions (layer-local:"
+                      + " forward + weight gradient; backprop: + input gradient), an effective rate where Winograd"
+                      + " does fewer multiplications.")
             }
         }
     }
@@ -117,7 +153,7 @@ struct BenchCommand: ParsableCommand {
     }
 
     /// Runs `repro bench TARGET --json` in a child process (clean peak RSS).
-    func child(_ target: String, accumulate: Int?, settings: [String] = []) throws -> ModelBenchResult {
+    func child(_ target: String, accumulate: Int?, settings: [String] = [], precision: String? = nil) throws -> ModelBenchResult {
         let label = AuditEntry(recipe: target, settings: settings, accumulate: accumulate).label
         FileHandle.standardError.write(Data("measuring \(label)...\n".utf8))
         let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
@@ -125,6 +161,8 @@ struct BenchCommand: ParsableCommand {
         if let b = batchSize { args += ["--batch-size", String(b)] }
         if let a = accumulate { args += ["--accumulate", String(a)] }
         if let t = threading.threads { args += ["--threads", String(t)] }
+        if let p = precision ?? self.precision { args += ["--precision", p] }
+        if let a = convAlgo { args += ["--conv-algo", a] }
         for s in settings { args += ["--set", s] }
         let p = Process()
         p.executableURL = exe
@@ -146,7 +184,10 @@ struct BenchCommand: ParsableCommand {
         for s in settings { config = try config.setting(s) }
         if let b = batchSize { config.batchSize = b }
         if let a = accumulate { config.accumulate = a }
+        if let p = precision { config.precision = p }
         try config.validate()
+        try ctx.setPrecision(config.precision)
+        if let a = convAlgo { try ctx.setConvAlgorithm(a) }
         let (shape, classes) = try BenchCommand.inputGeometry(config)
         let label = AuditEntry(recipe: target, settings: settings, accumulate: config.accumulate).label
         return try ModelBench.run(ctx, config: config, inputShape: shape, classes: classes, steps: steps, label: label)
@@ -158,5 +199,122 @@ struct BenchCommand: ParsableCommand {
         let size = c.inputSize ?? e.imageSize[0]
         let classes = c.labels == "coarse_labels" ? 20 : e.classCount
         return ([e.imageSize[2], size, size], classes)
+    }
+}
+
+extension BenchCommand {
+    /// --compare-torch: ffrepro children and torch_step.py alternately, `rounds` times (the
+    /// order flips every round, so neither side always runs right after the other).
+    func compareWithTorch(_ ctx: ComputeContext) throws {
+        let python = try torchInterpreter()
+        let script = try torchStepScript()
+        var precisions: [String] = []
+        for p in (precision ?? "fp32").split(separator: ",").map(String.init) {
+            do {
+                try ComputeContext(threads: 1).setPrecision(p)
+                precisions.append(p)
+            } catch let e as FFError {
+                print("skipping ffrepro \(p): \(e.message)")
+            }
+        }
+        if precisions.isEmpty { throw FFError("--compare-torch: no usable --precision (fp32, bf16).") }
+        let modes = torchModes.split(separator: ",").map(String.init)
+        for m in modes where !["eager", "compile", "compile+cl", "eager+cl"].contains(m) {
+            throw FFError("--torch-modes: '\(m)' is not one of eager, compile, compile+cl, eager+cl.")
+        }
+        let targets = targets.isEmpty ? ["asge-vgg8"] : targets
+        var samples: [TorchComparison.Sample] = []
+        for round in 1...max(1, rounds) {
+            for t in targets {
+                var config = try Recipes.named(t == "asge-vgg8" ? "asge-cifar100" : t)
+                if let b = batchSize { config.batchSize = b }
+                var runs: [() throws -> TorchComparison.Sample] = precisions.map { p in
+                    { TorchComparison.Sample(target: t, system: "ffrepro \(p)", round: round,
+                                             try child(t, accumulate: nil, precision: p)) }
+                }
+                runs += modes.map { m in
+                    { TorchComparison.Sample(target: t, system: "torch \(m)", round: round,
+                                             try torchChild(python, script, config, mode: m, threads: ctx.threads)) }
+                }
+                if round % 2 == 0 { runs.reverse() }
+                for r in runs {
+                    let s = try r()
+                    samples.append(s)
+                    let f = { (x: Double?) in x.map { String(format: "%.1f", $0) } ?? "-" }
+                    print("round \(round) \(t) \(s.system): train \(f(s.train)) im/s, infer \(f(s.infer)) im/s")
+                    fflush(stdout)
+                }
+            }
+        }
+        print("")
+        print(TorchComparison.format(samples))
+    }
+
+    /// The interpreter for torch_step.py; fails with the venv recipe when torch is missing.
+    func torchInterpreter() throws -> String {
+        let env = ProcessInfo.processInfo.environment
+        let candidates = [torchPython, env["FFREPRO_TORCH_PYTHON"],
+                          FileManager.default.isExecutableFile(atPath: ".venv-torch/bin/python") ? ".venv-torch/bin/python" : nil,
+                          "python3"].compactMap { $0 }
+        let python = candidates[0]
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = [python, "-c", "import torch"]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        do { try p.run(); p.waitUntilExit() } catch {}
+        guard p.terminationStatus == 0 else {
+            throw FFError("--compare-torch: \(python) cannot import torch. Create a venv with it once:\n"
+                + "  python3 -m venv .venv-torch\n"
+                + "  .venv-torch/bin/pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 numpy\n"
+                + "then rerun (or pass --torch-python PATH, or set FFREPRO_TORCH_PYTHON).")
+        }
+        return python
+    }
+
+    /// tools/bench/torch_step.py under the current directory or above the executable.
+    func torchStepScript() throws -> String {
+        if let s = torchScript { return s }
+        let rel = "tools/bench/torch_step.py"
+        let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        var dirs = [URL(fileURLWithPath: FileManager.default.currentDirectoryPath)]
+        var d = exe.deletingLastPathComponent()
+        for _ in 0..<4 { dirs.append(d); d = d.deletingLastPathComponent() }
+        for dir in dirs where FileManager.default.fileExists(atPath: dir.appendingPathComponent(rel).path) {
+            return dir.appendingPathComponent(rel).path
+        }
+        throw FFError("--compare-torch: \(rel) not found from the current directory or the repro binary; "
+            + "run from the repository root or pass --torch-script PATH.")
+    }
+
+    /// torch_step.py with the recipe's resolved config on stdin.
+    func torchChild(_ python: String, _ script: String, _ config: RecipeConfig, mode: String,
+                    threads: Int) throws -> TorchComparison.TorchResult {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        var args = [python, script, "--config", "-", "--mode", mode.hasPrefix("compile") ? "compile" : "eager",
+                    "--threads", String(threads), "--steps", String(steps)]
+        if mode.hasSuffix("+cl") { args.append("--channels-last") }
+        p.arguments = args
+        // stderr (torch.compile is chatty) goes to a file, so no pipe can fill up and block.
+        let errURL = FileManager.default.temporaryDirectory.appendingPathComponent("repro-torch-\(getpid()).log")
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: errURL) }
+        let input = Pipe(), out = Pipe()
+        p.standardInput = input
+        p.standardOutput = out
+        p.standardError = try FileHandle(forWritingTo: errURL)
+        try p.run()
+        input.fileHandleForWriting.write(Data(config.json().utf8))
+        try input.fileHandleForWriting.close()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        let errText = (try? String(contentsOf: errURL, encoding: .utf8)) ?? ""
+        guard p.terminationStatus == 0,
+              let line = String(decoding: data, as: UTF8.self).split(separator: "\n").last(where: { $0.hasPrefix("{") }) else {
+            let tail = errText.split(separator: "\n").suffix(5).joined(separator: "\n")
+            throw FFError("torch_step.py (\(config.name), \(mode)) failed with exit \(p.terminationStatus):\n\(tail)")
+        }
+        return try TorchComparison.decodeTorch(String(line))
     }
 }

@@ -20,6 +20,7 @@ struct RecipeOverrides: ParsableArguments {
     @Option(parsing: .unconditional, help: "ASGE partition factor alpha.") var alpha: Double?
     @Option(help: "Pooling: rms, avg or max.") var pool: String?
     @Option(help: "Prediction strategy: fusion, last or best.") var pred: String?
+    @Option(help: "Convolution precision: fp32 (default) or bf16 (needs AVX512_BF16).") var precision: String?
     @Option(help: "Initial weights: a .safetensors file (torchvision names) or a repro checkpoint.")
     var initFrom: String?
     @Option(name: .customLong("set"), parsing: .singleValue,
@@ -43,6 +44,7 @@ struct RecipeOverrides: ParsableArguments {
         }
         if let v = pred { c.pred = v }
         if let v = initFrom { c.initFrom = v }
+        if let v = precision { c.precision = v }
         for s in sets { c = try c.setting(s) }
         try c.validate()
         return c
@@ -247,6 +249,7 @@ struct EvalCommand: ParsableCommand {
             var config = info.config
             config.evalSubset = subset
             let ctx = threading.context()
+            try ctx.setPrecision(config.precision)
             let net = try Network(ctx, config: config, inputShape: info.inputShape, classes: info.classes)
             let trainer = Trainer(ctx, net: net)
             let state = try RunCheckpoint.load(url, into: trainer)

@@ -43,6 +43,11 @@ int ff_ctx_threads(const ff_ctx *ctx);
  * not call ff_parallel_for on the same context. */
 typedef void (*ff_task_fn)(void *arg, long begin, long end, int tid);
 void ff_parallel_for(ff_ctx *ctx, long n, long grain, ff_task_fn fn, void *arg);
+/* Like ff_parallel_for, but chunks of `grain` items go to whichever thread is free next
+ * (an atomic counter), so one thread the OS has descheduled does not hold the others up.
+ * Only for tasks whose results do not depend on which thread runs which chunk: each item
+ * writes its own outputs (per-thread scratch is fine, per-thread partial sums are not). */
+void ff_parallel_for_dynamic(ff_ctx *ctx, long n, long grain, ff_task_fn fn, void *arg);
 
 /* Process-wide allocator tuning (glibc): keeps large freed blocks in the heap instead of
  * returning them to the kernel, so per-step activation buffers do not page-fault anew on
@@ -61,7 +66,7 @@ void ff_buffer_release_cache(void);
 /* Per-thread scratch: returns a 64-byte aligned buffer of at least `floats` floats for
  * thread `tid` (0 <= tid < threads) and `slot` (0 <= slot < FF_SCRATCH_SLOTS). The buffer
  * stays valid until the next request for the same (tid, slot). Contents are undefined. */
-#define FF_SCRATCH_SLOTS 4
+#define FF_SCRATCH_SLOTS 6
 float *ff_ctx_scratch(ff_ctx *ctx, int tid, int slot, size_t floats);
 /* Bytes currently held by all scratch arenas of this context (a high-water mark). */
 size_t ff_ctx_scratch_bytes(const ff_ctx *ctx);
@@ -82,6 +87,26 @@ const char *ff_simd_name(int level);
 void ff_sgemm(ff_ctx *ctx, int transA, int transB, int M, int N, int K, float alpha,
               const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
+/* Compute precision of the convolution GEMMs (forward and weight gradient, im2col or
+ * Winograd; everything else, ff_sgemm and the linear layers included, stays fp32).
+ * FF_PRECISION_BF16 rounds the GEMM inputs to bfloat16 (round to nearest even) and
+ * accumulates in fp32 with AVX512_BF16 (vdpbf16ps); weights, gradients and optimizer
+ * state stay fp32 in memory. ff_ctx_set_precision returns 0, or -1 and leaves the
+ * precision unchanged when bf16 is asked for and the CPU lacks AVX512_BF16 or the
+ * context's SIMD level is below AVX-512. ff_ctx_set_simd below AVX-512 turns a bf16
+ * context back to fp32. A new context starts in fp32, or in bf16 when the environment
+ * variable FFREPRO_PRECISION=bf16 is set and the CPU supports it. */
+enum { FF_PRECISION_FP32 = 0, FF_PRECISION_BF16 = 1 };
+int ff_cpu_has_bf16(void);
+int ff_ctx_set_precision(ff_ctx *ctx, int precision);
+int ff_ctx_precision(const ff_ctx *ctx);
+/* C = op(A) op(B) + beta * C (beta 0 or 1 exactly; other values scale C first) with
+ * bf16-rounded inputs and fp32 accumulation, split over the pool by columns of C (every
+ * element is computed the same way whatever the split). Returns -1 and does nothing
+ * unless the context computes in bf16. */
+int ff_gemm_bf16(ff_ctx *ctx, int transA, int transB, int M, int N, int K, const float *A,
+                 int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
 /* ------------------------------------------------------------------------------------
  * Convolution (cross-correlation, like PyTorch's Conv2d).
  *  x: (n, c_in, h_in, w_in)   w: (c_out, c_in/groups, k_h, k_w)   bias: (c_out) or NULL
@@ -89,7 +114,8 @@ void ff_sgemm(ff_ctx *ctx, int transA, int transB, int M, int N, int K, float al
  * Implementation: im2col + sgemm, tiled over groups of images so that the im2col buffer
  * of one thread holds at most max(one image, FF_CONV_TILE_BYTES) (see
  * ff_conv2d_workspace_bytes for the exact per-call bound). 1x1/stride-1/pad-0
- * convolutions use the input directly; depthwise convolutions use a direct kernel.
+ * convolutions use the input directly; depthwise convolutions use a direct kernel;
+ * 3x3/stride-1/pad-1 convolutions may use Winograd (see the algorithms below).
  * ------------------------------------------------------------------------------------ */
 typedef struct {
     int n, c_in, h_in, w_in;
@@ -101,11 +127,45 @@ typedef struct {
 #define FF_CONV_TILE_BYTES (8u << 20)
 #define FF_CONV_RELU 1u /* forward flag: apply ReLU to the output (fused) */
 
+/* Algorithms. 3x3 convolutions with stride 1, padding 1 and one group can also run as
+ * Winograd F(m x m, 3 x 3), m = 2, 4, 6 (conv_winograd.c: fewer multiplications, a little
+ * more rounding error, documented there; tiles of FF_WINO_BLOCK_BYTES of transformed data
+ * at a time). The forward pass and the weight gradient use it; the input gradient always
+ * uses im2col. Per context:
+ *  FF_CONV_ALGO_AUTO (default): a fixed rule by shape (ff_conv2d_algo tells the choice), so
+ *    results depend only on the inputs, the thread count, the SIMD level and the precision;
+ *  FF_CONV_ALGO_MEASURE: the first call with a descriptor times the eligible algorithms
+ *    (im2col, F2, F4; in bf16 im2col and F2) on its own arguments (outputs go to temporary
+ *    buffers) and the fastest is kept for that descriptor in the context: faster where the
+ *    rule guesses wrong, but no longer bit-identical from run to run;
+ *  FF_CONV_ALGO_IM2COL / _WINOGRAD_F2 / _F4 / _F6: force one (Winograd falls back to
+ *    im2col where the descriptor is not eligible). For tests and `repro bench`.
+ * The environment variable FFREPRO_CONV_ALGO=auto|measure|im2col|f2|f4|f6 sets the start
+ * value of a new context. */
+enum {
+    FF_CONV_ALGO_AUTO = 0,
+    FF_CONV_ALGO_IM2COL = 1,
+    FF_CONV_ALGO_WINOGRAD_F2 = 2,
+    FF_CONV_ALGO_WINOGRAD_F4 = 3,
+    FF_CONV_ALGO_WINOGRAD_F6 = 4,
+    FF_CONV_ALGO_MEASURE = 5,
+};
+#define FF_WINO_BLOCK_BYTES (24u << 20)
+void ff_ctx_set_conv_algo(ff_ctx *ctx, int algo);
+int ff_ctx_conv_algo(const ff_ctx *ctx);
+/* The algorithm (IM2COL or WINOGRAD_F*) a call with this descriptor runs now; op 0 is the
+ * forward pass, 1 the weight gradient. In MEASURE mode a descriptor not measured yet
+ * reports the AUTO choice. Depthwise convolutions report IM2COL (they use a direct kernel). */
+int ff_conv2d_algo(ff_ctx *ctx, const ff_conv2d_desc *d, int op);
+/* "auto", "im2col", "winograd-f2", "winograd-f4", "winograd-f6", "measure". */
+const char *ff_conv_algo_name(int algo);
+
 int ff_conv2d_out_h(const ff_conv2d_desc *d);
 int ff_conv2d_out_w(const ff_conv2d_desc *d);
 /* 0 when the descriptor is valid, else a static message describing the problem. */
 const char *ff_conv2d_check(const ff_conv2d_desc *d);
-/* Upper bound of the scratch bytes (all threads together) one call may use. */
+/* Upper bound of the scratch bytes (all threads together) one call may use, whichever
+ * algorithm and precision the context picks. */
 size_t ff_conv2d_workspace_bytes(const ff_ctx *ctx, const ff_conv2d_desc *d);
 
 void ff_conv2d_forward(ff_ctx *ctx, const ff_conv2d_desc *d, const float *x, const float *w,

@@ -52,7 +52,8 @@ public enum KernelBench {
 
             let fwd = bestTime(seconds) { ff_conv2d_forward(ctx, &d, x, w, bias, y, FF_CONV_RELU) }
             let wgrad = bestTime(seconds) { ff_conv2d_backward_weight(ctx, &d, x, y, dw, db, 0) }
-            for (name, t) in [("conv forward+bias+relu", fwd), ("conv weight grad+bias", wgrad)] {
+            let algo = { (op: Int32) in String(cString: ff_conv_algo_name(ff_conv2d_algo(ctx, &d, op))) }
+            for (name, t) in [("conv forward+bias+relu (\(algo(0)))", fwd), ("conv weight grad+bias (\(algo(1)))", wgrad)] {
                 let g = flops / t / 1e9
                 results.append(KernelBenchResult(name: name, shape: shape, gflops: g,
                                                  percentOfPeak: 100 * g / peak, seconds: t))
@@ -82,6 +83,72 @@ public enum KernelBench {
             }
         }
         return results
+    }
+
+    /// The conv layers of ASGE VGG8 at 32x32x3, batch 128: (c_in, c_out, height = width).
+    public static let vgg8Layers: [(cin: Int, cout: Int, hw: Int)] =
+        [(3, 128, 32), (128, 256, 16), (256, 256, 16), (256, 512, 8), (512, 512, 8), (512, 512, 4)]
+
+    /// One layer shape and operation: effective GFLOP/s (direct-convolution FLOPs / time) of
+    /// each algorithm and precision, and what AUTO picks.
+    public struct ConvAlgorithmRow: Sendable {
+        public var shape: String
+        public var op: String
+        public var gflops: [String: Double]
+        public var auto: String
+    }
+
+    public static let algorithmColumns = ["im2col", "f2", "f4", "bf16 im2col", "bf16 f2", "bf16 f4"]
+
+    /// Every algorithm on every VGG8 layer, forward and weight gradient, on contexts of the
+    /// same thread count as `context` (bf16 columns only where the CPU has AVX512_BF16).
+    /// Winograd is skipped where it does not apply or the channels are too few to matter.
+    public static func convAlgorithms(context: ComputeContext, batch: Int = 128, seconds: Double = 0.5)
+        -> [ConvAlgorithmRow] {
+        let configs: [(String, String, String)] = [("im2col", "fp32", "im2col"), ("f2", "fp32", "f2"), ("f4", "fp32", "f4"),
+                                                   ("bf16 im2col", "bf16", "im2col"), ("bf16 f2", "bf16", "f2"),
+                                                   ("bf16 f4", "bf16", "f4")]
+        let ctxs = configs.compactMap { (col, prec, algo) -> (String, ComputeContext)? in
+            let c = ComputeContext(threads: context.threads)
+            guard (try? c.setPrecision(prec)) != nil else { return nil }
+            try? c.setConvAlgorithm(algo)
+            return (col, c)
+        }
+        var rows: [ConvAlgorithmRow] = []
+        for l in vgg8Layers {
+            var d = ff_conv2d_desc(n: Int32(batch), c_in: Int32(l.cin), h_in: Int32(l.hw), w_in: Int32(l.hw),
+                                   c_out: Int32(l.cout), k_h: 3, k_w: 3, stride_h: 1, stride_w: 1, pad_h: 1, pad_w: 1, groups: 1)
+            let plane = l.hw * l.hw
+            let x = filled(batch * l.cin * plane, seed: 4), y = filled(batch * l.cout * plane, seed: 5)
+            let w = filled(l.cout * l.cin * 9, seed: 6), bias = filled(l.cout, seed: 7)
+            let dw = filled(l.cout * l.cin * 9, seed: 8), db = filled(l.cout, seed: 9)
+            defer { for p in [x, y, w, bias, dw, db] { p.deallocate() } }
+            let flops = 2 * Double(batch) * Double(l.cin) * Double(plane) * Double(l.cout) * 9
+            let shape = "\(l.cin)->\(l.cout) \(l.hw)x\(l.hw)"
+            for op: Int32 in [0, 1] {
+                var row = ConvAlgorithmRow(shape: shape, op: op == 0 ? "forward" : "weight grad", gflops: [:],
+                                           auto: String(cString: ff_conv_algo_name(ff_conv2d_algo(context.raw, &d, op))))
+                for (col, c) in ctxs {
+                    if col.hasSuffix("f2") || col.hasSuffix("f4") {
+                        if l.cin < 16 || l.cout < 16 { continue }
+                    }
+                    let t = bestTime(seconds) {
+                        if op == 0 { ff_conv2d_forward(c.raw, &d, x, w, bias, y, FF_CONV_RELU) }
+                        else { ff_conv2d_backward_weight(c.raw, &d, x, y, dw, db, 0) }
+                    }
+                    row.gflops[col] = flops / t / 1e9
+                }
+                rows.append(row)
+            }
+        }
+        return rows
+    }
+
+    public static func format(_ rows: [ConvAlgorithmRow], precision: String) -> String {
+        let cols = algorithmColumns.filter { c in rows.contains { $0.gflops[c] != nil } }
+        return TextTable.render([["layer (n128, 3x3 p1)", "op"] + cols + ["auto (\(precision))"]] + rows.map { r in
+            [r.shape, r.op] + cols.map { r.gflops[$0].map { String(format: "%.1f", $0) } ?? "-" } + [r.auto]
+        }, rightAligned: Set(2..<(2 + cols.count)))
     }
 
     /// A plain-text table of results.

@@ -155,6 +155,11 @@ public struct RecipeConfig: Codable, Equatable {
     /// loss in one block (BP-DeepSup). [choice: equal weights]
     public var deepSupWeight: Double = 1
 
+    // MARK: Compute
+    /// Precision of the convolution GEMMs: "fp32", or "bf16" (bfloat16 inputs, fp32
+    /// accumulation, fp32 weights and optimizer; needs AVX512_BF16). See ffcore.h.
+    public var precision: String = "fp32"
+
     // MARK: Optimisation
     /// "adamw" or "sgd".
     public var optimizer: String = "adamw"
@@ -363,6 +368,7 @@ public struct RecipeConfig: Codable, Equatable {
             ("local_loss_at", localLossAt, ["block-output", "every-unit"]),
             ("block_norm", blockNorm, ["none", "layernorm"]),
             ("conv_norm", convNorm, ["none", "batch"]),
+            ("precision", precision, ["fp32", "bf16"]),
             ("stem", stem, ["auto", "cifar", "imagenet"]),
             ("init_scheme", initScheme, ["torchvision", "pytorch-default"]),
             ("pred", pred, ["fusion", "last", "best", "goodness-mean", "goodness-last", "goodness-logistic"]),

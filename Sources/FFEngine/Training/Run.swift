@@ -57,6 +57,7 @@ public final class TrainingRun {
     public init(_ ctx: ComputeContext, config: RecipeConfig, data: RunData, directory: URL, resume: URL? = nil) throws {
         try config.validate()
         try RunDirectory.checkBatch(config, trainCount: data.train.sampleCount)
+        try ctx.setPrecision(config.precision)
         self.ctx = ctx
         self.config = config
         self.data = data

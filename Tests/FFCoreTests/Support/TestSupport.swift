@@ -63,6 +63,22 @@ func assertClose(_ actual: [Float], _ expected: [Float], rtol: Double = 1e-4, at
     assertClose(actual, expected.map(Double.init), rtol: rtol, atol: atol, what, file: file, line: line)
 }
 
+/// max |a - e| <= tol * max(max |e|, 1e-3): the error of a Winograd sum grows with the
+/// magnitude of the whole tile, not of each output element.
+func assertRelMax(_ a: [Float], _ e: [Double], tol: Double, _ what: String,
+                  file: StaticString = #filePath, line: UInt = #line) {
+    XCTAssertEqual(a.count, e.count, what, file: file, line: line)
+    let scale = max(e.map(abs).max() ?? 0, 1e-3)
+    var worst = 0.0
+    var at = 0
+    for i in 0..<min(a.count, e.count) {
+        let d = abs(Double(a[i]) - e[i])
+        if !(d <= worst) { worst = d.isNaN ? .infinity : d; at = i }
+    }
+    XCTAssert(worst <= tol * scale, "\(what): max error \(worst) at \(at) (\(a[at]) vs \(e[at])) > \(tol) x \(scale)",
+              file: file, line: line)
+}
+
 /// Central finite differences of a double-precision scalar function at the given indices.
 func numericalGradient(_ x: [Double], indices: [Int], eps: Double = 1e-5,
                        _ f: ([Double]) -> Double) -> [Double] {
