@@ -191,9 +191,13 @@ int ffio_h5_is_hdf5(const char *path) {
     static const unsigned char sig[8] = { 0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n' };
     FILE *f = fopen(path, "rb");
     if (!f) { ffio_set_error("cannot read the file"); return -1; }
-    /* The superblock may follow a user block of 512, 1024, 2048, ... bytes. */
+    /* The superblock may follow a user block of 512, 1024, 2048, ... bytes (checkpoints of
+     * networks with many tensors carry integrity records of 128 KiB and more), so every
+     * power of two inside the file is a candidate, as for libhdf5 itself. */
     int found = 0;
-    for (long off = 0; off <= 65536 && !found; off = off ? off * 2 : 512) {
+    if (fseek(f, 0, SEEK_END) != 0) { fclose(f); ffio_set_error("cannot read the file"); return -1; }
+    const long size = ftell(f);
+    for (long off = 0; off + 8 <= size && !found; off = off ? off * 2 : 512) {
         unsigned char buf[8];
         if (fseek(f, off, SEEK_SET) != 0 || fread(buf, 1, 8, f) != 8) break;
         found = memcmp(buf, sig, 8) == 0;

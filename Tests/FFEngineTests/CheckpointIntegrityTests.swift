@@ -52,6 +52,20 @@ final class CheckpointIntegrityTests: XCTestCase {
         XCTAssertTrue(text.contains(url.path) && text.contains("tensor 'params/w' does not match its checksum"), text)
     }
 
+    /// A network with many tensors (MobileNetV3 with its optimizer state: ~1000 datasets)
+    /// needs an integrity record past 64 KiB; the file must still be found to be HDF5.
+    func testManyTensorsNeedALargeUserBlockAndStillRead() throws {
+        let url = scratch().appendingPathComponent("many.h5")
+        let names = (0..<1200).map { "params/features.\($0 / 10).block.\($0 % 10).0.weight/adam_second_moment" }
+        let tensors = names.enumerated().map { ($0.element, Tensor(shape: [2], values: [Float($0.offset), 1])) }
+        try Checkpoint(tensors: tensors, attributes: ["recipe": "x"]).write(to: url)
+        let head = [UInt8](try Data(contentsOf: url).prefix(4096))
+        XCTAssertGreaterThan(Checkpoint.userblockBytes(of: head), 65536)
+        let back = try Checkpoint.read(from: url)
+        XCTAssertEqual(back.tensors.count, names.count)
+        XCTAssertEqual(back.tensors.last?.1.array, [Float(names.count - 1), 1])
+    }
+
     func testNonFiniteTensorsAreRefusedOnWriteAndRead() throws {
         let dir = scratch()
         let nan = Checkpoint(tensors: [("params/w", Tensor(shape: [2], values: [1, .nan]))])
