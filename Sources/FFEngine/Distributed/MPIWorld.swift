@@ -244,27 +244,29 @@ public struct Comm {
     /// Sends `bytes` bytes at `pointer` to communicator rank `peer`.
     public func send(_ pointer: UnsafeRawPointer, bytes: Int, to peer: Int, tag: Int32, what: String, keep: Any?,
                      in world: MPIWorld) throws -> [Pending] {
-        var out: [Pending] = []
-        var offset = 0
-        repeat {
-            let n = min(Comm.chunk, bytes - offset)
-            let p = Pending(peer: members[peer], what: what, keep: keep)
-            try check(ffmpi_isend(id, Int32(peer), tag, pointer + offset, n, &p.request), what, world)
-            out.append(p)
-            offset += n
-        } while offset < bytes
+        let out = try chunked(bytes: bytes, peer: peer, what: what, keep: keep, in: world) { offset, n, request in
+            ffmpi_isend(id, Int32(peer), tag, pointer + offset, n, request)
+        }
         world.bytesSent += bytes
         return out
     }
 
     public func receive(_ pointer: UnsafeMutableRawPointer, bytes: Int, from peer: Int, tag: Int32, what: String,
                         keep: Any?, in world: MPIWorld) throws -> [Pending] {
+        try chunked(bytes: bytes, peer: peer, what: what, keep: keep, in: world) { offset, n, request in
+            ffmpi_irecv(id, Int32(peer), tag, pointer + offset, n, request)
+        }
+    }
+
+    /// One request per `Comm.chunk` bytes; at least one, so an empty message still meets its receive.
+    private func chunked(bytes: Int, peer: Int, what: String, keep: Any?, in world: MPIWorld,
+                         _ post: (Int, Int, UnsafeMutablePointer<ffmpi_request>) -> Int32) throws -> [Pending] {
         var out: [Pending] = []
         var offset = 0
         repeat {
             let n = min(Comm.chunk, bytes - offset)
             let p = Pending(peer: members[peer], what: what, keep: keep)
-            try check(ffmpi_irecv(id, Int32(peer), tag, pointer + offset, n, &p.request), what, world)
+            try check(post(offset, n, &p.request), what, world)
             out.append(p)
             offset += n
         } while offset < bytes
