@@ -203,6 +203,18 @@ int ffio_resample_normalize(const uint8_t *src, int h, int w, int c, double x0, 
 /* Per-channel sum and sum of squares over n pixels of an HWC image block (exact). */
 void ffio_channel_sums(const uint8_t *src, int64_t pixels, int c, uint64_t *sum, uint64_t *sumsq);
 
+/* Colour augmentation on one float CHW image with values in [0, 1] (color.c), with
+ * torchvision's tensor semantics. order: a permutation of {0 brightness, 1 contrast,
+ * 2 saturation, 3 hue}; factors: brightness, contrast, saturation (1 = identity) and the
+ * hue shift in turns (0 = identity). Saturation and hue leave 1-channel images unchanged. */
+void ffio_color_jitter(float *x, int c, int h, int w, const int order[4], const float factors[4]);
+/* RGB -> luma (0.2989, 0.587, 0.114) written to all three channels; 1 channel: unchanged. */
+void ffio_grayscale(float *x, int c, int h, int w);
+/* x[ch] = x[ch] * scale[ch] + bias[ch] over each channel plane of a CHW image. */
+void ffio_affine_channels(float *x, int c, int h, int w, const float *scale, const float *bias);
+/* x /= sqrt(mean(x^2)) + eps over all n values (per-sample RMS scaling, no centring). */
+void ffio_rms_scale(float *x, int64_t n, float eps);
+
 #ifdef __cplusplus
 }
 #endif
