@@ -247,6 +247,16 @@ void ff_layernorm_backward(ff_ctx *ctx, int n, int d, const float *x, const floa
                            const float *mean, const float *rstd, const float *dy, float *dx,
                            float *dgamma, float *dbeta, int accumulate);
 
+/* RMS scaling (rmsscale.c): each of the n rows of x (n, d) is divided by
+ * sqrt(mean(x^2)) + eps (no centring, no affine); rms (n) is written by forward and read
+ * by backward. dx (n, d) is written (not accumulated). */
+void ff_rmsscale_forward(ff_ctx *ctx, int n, int d, float eps, const float *x, float *y, float *rms);
+void ff_rmsscale_backward(ff_ctx *ctx, int n, int d, float eps, const float *x, const float *rms,
+                          const float *dy, float *dx);
+/* Inverted dropout: y_i = u_i >= p ? x_i / (1 - p) : 0 for uniforms u in [0, 1); the
+ * backward pass is the same call on dy with the same u. x and y may alias. */
+void ff_dropout_apply(size_t len, float p, const float *u, const float *x, float *y);
+
 /* BatchNorm over x (n, c, hw): statistics per channel over n*hw values (hw = 1 for
  * BatchNorm1d). Training: uses batch statistics (biased variance), writes save_mean /
  * save_rstd (c) for backward, and updates running_mean / running_var (c) with
