@@ -180,10 +180,20 @@ public struct LoaderOptions {
     /// Splits up to this many bytes are held in memory, larger ones are read from the
     /// shards per batch. nil: a quarter of physical memory, at most 8 GiB.
     public var memoryLimit: Int?
+    /// Square side every stored image is resized to before augmentation (nil: as stored).
+    public var resize: Int?
+    /// Colour augmentation after the crop (training loaders only).
+    public var color: ColorAugmentation?
+    /// How pixels become inputs; nil follows `normalize` (standardize or unit).
+    public var scaling: InputScaling?
+
+    /// The scaling in effect.
+    public var inputScaling: InputScaling { scaling ?? (normalize ? .standardize : .unit) }
 
     public init(seed: UInt64 = 0, shuffle: Bool = true, augmentation: Augmentation = .none, subset: Int? = nil,
                 dropLast: Bool = false, labelKey: String = "labels", prefetch: Int = 2, normalize: Bool = true,
-                subsetSeed: UInt64? = nil, checksums: ChecksumCheck = .auto, memoryLimit: Int? = nil) {
+                subsetSeed: UInt64? = nil, checksums: ChecksumCheck = .auto, memoryLimit: Int? = nil,
+                resize: Int? = nil, color: ColorAugmentation? = nil, scaling: InputScaling? = nil) {
         self.seed = seed
         self.shuffle = shuffle
         self.augmentation = augmentation
@@ -195,5 +205,8 @@ public struct LoaderOptions {
         self.subsetSeed = subsetSeed
         self.checksums = checksums
         self.memoryLimit = memoryLimit
+        self.resize = resize
+        self.color = color
+        self.scaling = scaling
     }
 }

@@ -28,8 +28,7 @@ public final class ShardLoader: BatchProvider {
     public var classCount: Int { classNames.count }
 
     let store: ShardStore
-    private let scale: [Float]
-    private let bias: [Float]
+    let renderer: SampleRenderer
 
     public init(directory: URL, split: String, options: LoaderOptions) throws {
         self.directory = directory
@@ -43,9 +42,15 @@ public final class ShardLoader: BatchProvider {
         classNames = names
         storedShape = index.imageSize
         let (h, w, c) = (index.imageSize[0], index.imageSize[1], index.imageSize[2])
-        try options.augmentation.check(height: h, width: w, directory: directory)
-        let (oh, ow) = options.augmentation.outputSize(height: h, width: w)
-        sampleShape = [c, oh, ow]
+        if let r = options.resize, r < 1 || r > 4096 {
+            throw FFError(.invalidArgument, "Resize \(r) is not within 1...4096.", file: directory)
+        }
+        let (ah, aw) = options.resize.map { ($0, $0) } ?? (h, w)
+        try options.augmentation.check(height: ah, width: aw, directory: directory)
+        renderer = SampleRenderer(stored: [h, w, c], resize: options.resize, augmentation: options.augmentation,
+                                  color: options.color, scaling: options.inputScaling,
+                                  mean: index.channelMean, std: index.channelStd)
+        sampleShape = renderer.outputShape
 
         let total = try index.split(split, directory: directory).count
         var selected: [Int]? = nil
@@ -66,12 +71,6 @@ public final class ShardLoader: BatchProvider {
         try index.verify(split: split, directory: directory, checksums: verify)
         store = try ShardStore(directory: directory, index: index, split: split, rows: selected,
                                labelKey: options.labelKey, memoryLimit: limit)
-        if options.normalize {
-            (scale, bias) = ShardLoader.normalization(mean: index.channelMean, std: index.channelStd)
-        } else {
-            scale = [Float](repeating: 1 / 255, count: c)
-            bias = [Float](repeating: 0, count: c)
-        }
     }
 
     /// Per-channel (scale, bias) taking a uint8 pixel to (pixel/255 - mean) / std.
@@ -130,10 +129,8 @@ public final class ShardLoader: BatchProvider {
 
     /// Augments and normalizes the given samples into one batch.
     func assemble(_ locals: [Int], epoch: Int) throws -> Batch {
-        let (h, w, c) = (storedShape[0], storedShape[1], storedShape[2])
-        let (oh, ow) = (sampleShape[1], sampleShape[2])
         let out = Tensor(uninitialized: [locals.count] + sampleShape)
-        let plane = c * oh * ow
+        let plane = sampleShape.reduce(1, *)
         var staging: UnsafeMutablePointer<UInt8>? = nil
         if !store.inMemory {
             staging = UnsafeMutablePointer<UInt8>.allocate(capacity: max(1, locals.count * store.imageBytes))
@@ -141,16 +138,10 @@ public final class ShardLoader: BatchProvider {
         }
         defer { staging?.deallocate() }
         var failed = false
-        scale.withUnsafeBufferPointer { sc in
-            bias.withUnsafeBufferPointer { bi in
-                for (i, l) in locals.enumerated() {
-                    let src = staging.map { UnsafePointer($0 + i * store.imageBytes) } ?? store.image(l)
-                    var rng = SeededRandom(seed: options.seed, stream: "augment", UInt64(epoch), UInt64(store.rows[l]))
-                    if !options.augmentation.draw(height: h, width: w, rng: &rng)
-                        .render(src, height: h, width: w, channels: c, outHeight: oh, outWidth: ow,
-                                scale: sc.baseAddress!, bias: bi.baseAddress!, into: out.pointer + i * plane) { failed = true }
-                }
-            }
+        for (i, l) in locals.enumerated() {
+            let src = staging.map { UnsafePointer($0 + i * store.imageBytes) } ?? store.image(l)
+            var rng = SeededRandom(seed: options.seed, stream: "augment", UInt64(epoch), UInt64(store.rows[l]))
+            if !renderer.render(src, rng: &rng, into: out.pointer + i * plane) { failed = true }
         }
         if failed {
             throw FFError(.io, "Cannot resample images of \(directory.path): \(String(cString: ffio_last_error())).", file: directory)

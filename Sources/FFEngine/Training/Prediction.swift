@@ -40,7 +40,7 @@ public struct ImagePreprocessor {
     public let storedSize: [Int]        // [H, W, C]
     public let augmentation: Augmentation
     public let inputShape: [Int]        // [C, H, W]
-    let scale: [Float], bias: [Float]
+    let renderer: SampleRenderer
 
     public init(_ info: CheckpointInfo) throws {
         guard let d = info.dataset else {
@@ -58,14 +58,14 @@ public struct ImagePreprocessor {
                 + "\(d.channelMean.count) channel means) does not describe square 1- or 3-channel images.")
         }
         storedSize = d.imageSize
-        augmentation = RunData.trainAugmentation(config, storedSize: d.imageSize[0]).evaluation
-        let (oh, ow) = augmentation.outputSize(height: d.imageSize[0], width: d.imageSize[1])
-        guard [d.imageSize[2], oh, ow] == inputShape else {
+        augmentation = RunData.trainAugmentation(config, storedSize: config.resize ?? d.imageSize[0]).evaluation
+        renderer = SampleRenderer(stored: d.imageSize, resize: config.resize, augmentation: augmentation, color: nil,
+                                  scaling: RunData.inputScaling(config), mean: d.channelMean, std: d.channelStd)
+        guard renderer.outputShape == inputShape else {
             throw FFError(.mismatch, "The checkpoint's network reads \(inputShape) but its dataset's images give "
-                + "\([d.imageSize[2], oh, ow]); the checkpoint is inconsistent.")
+                + "\(renderer.outputShape); the checkpoint is inconsistent.")
         }
         self.inputShape = inputShape
-        (scale, bias) = ShardLoader.normalization(mean: d.channelMean, std: d.channelStd)
     }
 
     /// The stored-size uint8 image (HWC) of a file, as the converter would store it.
@@ -85,21 +85,12 @@ public struct ImagePreprocessor {
 
     /// A batch of network inputs [n, C, H, W] for the files.
     public func batch(_ paths: [String]) throws -> Tensor {
-        let (s, c) = (storedSize[0], storedSize[2])
-        let (oh, ow) = (inputShape[1], inputShape[2])
+        let plane = inputShape.reduce(1, *)
         let out = Tensor(uninitialized: [paths.count] + inputShape)
         for (i, path) in paths.enumerated() {
             let pixels = try stored(path)
             var rng = SeededRandom(seed: 0, stream: "predict")   // evaluation transforms draw nothing
-            let op = augmentation.draw(height: s, width: s, rng: &rng)
-            let rendered = pixels.withUnsafeBufferPointer { px in
-                scale.withUnsafeBufferPointer { sc in
-                    bias.withUnsafeBufferPointer { bi in
-                        op.render(px.baseAddress!, height: s, width: s, channels: c, outHeight: oh, outWidth: ow,
-                                  scale: sc.baseAddress!, bias: bi.baseAddress!, into: out.pointer + i * c * oh * ow)
-                    }
-                }
-            }
+            let rendered = pixels.withUnsafeBufferPointer { renderer.render($0.baseAddress!, rng: &rng, into: out.pointer + i * plane) }
             if !rendered { throw FFError(.io, "Cannot resample \(path): \(String(cString: ffio_last_error())).", path: path) }
         }
         return out
