@@ -69,10 +69,11 @@ public final class Linear: Layer {
     private var input: Tensor?
     private var inputShape: [Int] = []
 
-    public init(_ ctx: ComputeContext, name: String, inFeatures: Int, outFeatures: Int, bias: Bool = true, seed: UInt64) {
+    public init(_ ctx: ComputeContext, name: String, inFeatures: Int, outFeatures: Int, bias: Bool = true,
+                initScheme: Init.Scheme = .fanInUniform, seed: UInt64) {
         self.ctx = ctx
         (weight, self.bias) = Init.weightAndBias(name: name, shape: [outFeatures, inFeatures], fanIn: inFeatures,
-                                                 bias: bias, seed: seed)
+                                                 bias: bias, scheme: initScheme, seed: seed)
     }
 
     public var parameters: [Parameter] { [weight] + (bias.map { [$0] } ?? []) }

@@ -98,6 +98,9 @@ public enum Init {
         /// torchvision's ResNet/MobileNetV3 convs: kaiming_normal_(mode="fan_out", ReLU gain),
         /// std = sqrt(2 / fanOut) with fanOut = out_channels * kh * kw; bias 0.
         case kaimingFanOut
+        /// kaiming_normal_(mode="fan_in", ReLU gain): std = sqrt(2 / fanIn); bias 0 (the ASGE
+        /// authors' convs and classifier).
+        case kaimingFanIn
     }
 
     /// A layer's weight (and bias) under `scheme`.
@@ -106,10 +109,10 @@ public enum Init {
         switch scheme {
         case .fanInUniform:
             return weightAndBias(name: name, shape: shape, fanIn: fanIn, bias: bias, seed: seed)
-        case .kaimingFanOut:
+        case .kaimingFanOut, .kaimingFanIn:
             let w = Tensor(uninitialized: shape)
-            let fanOut = shape[0] * shape.dropFirst(2).reduce(1, *)
-            normal(w, std: Float((2 / Double(fanOut)).squareRoot()), seed: seed, name: name + ".weight")
+            let fan = scheme == .kaimingFanIn ? fanIn : shape[0] * shape.dropFirst(2).reduce(1, *)
+            normal(w, std: Float((2 / Double(fan)).squareRoot()), seed: seed, name: name + ".weight")
             let b = bias ? Parameter(name: name + ".bias", value: Tensor(zeros: [shape[0]])) : nil
             return (Parameter(name: name + ".weight", value: w), b)
         }

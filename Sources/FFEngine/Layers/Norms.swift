@@ -169,3 +169,44 @@ public final class Sequential: Layer {
 
     public func releaseCache() { layers.forEach { $0.releaseCache() } }
 }
+
+/// Per-sample RMS scaling over all non-batch dimensions: y = x / (sqrt(mean(x^2)) + eps),
+/// no centring, no parameters (the ASGE authors' inter-layer normalisation).
+public final class RMSScale: Layer {
+    public let ctx: ComputeContext
+    public let eps: Float
+    private var input: Tensor?
+    private var rms: Tensor?
+
+    public init(_ ctx: ComputeContext, eps: Float) {
+        self.ctx = ctx
+        self.eps = eps
+    }
+
+    public func outputShape(_ input: [Int]) -> [Int] { input }
+
+    public func forward(_ x: Tensor, _ mode: ForwardMode) -> Tensor {
+        let n = x.shape[0], d = x.count / max(n, 1)
+        let y = Tensor(uninitialized: x.shape), r = Tensor(uninitialized: [n])
+        ff_rmsscale_forward(ctx.raw, Int32(n), Int32(d), eps, x.pointer, y.pointer, r.pointer)
+        if mode.caches {
+            input = x
+            rms = r
+        }
+        return y
+    }
+
+    public func backward(_ dy: Tensor, inputGrad: Bool) -> Tensor? {
+        guard inputGrad else { return nil }
+        guard let x = input, let r = rms else { preconditionFailure("RMSScale: backward without a cached forward") }
+        let n = x.shape[0], d = x.count / max(n, 1)
+        let dx = Tensor(uninitialized: x.shape)
+        ff_rmsscale_backward(ctx.raw, Int32(n), Int32(d), eps, x.pointer, r.pointer, dy.pointer, dx.pointer)
+        return dx
+    }
+
+    public func releaseCache() {
+        input = nil
+        rms = nil
+    }
+}

@@ -19,11 +19,11 @@ public enum Architectures {
     }
 
     /// The units of the architecture a config names, for inputs of `inputShape` [C, H, W].
-    static func units(_ ctx: ComputeContext, _ c: RecipeConfig, inputShape: [Int]) throws -> [Unit] {
+    static func units(_ ctx: ComputeContext, _ c: RecipeConfig, inputShape: [Int], clock: StepClock) throws -> [Unit] {
         switch c.arch {
         case "resnet18": return try ResNet.units(ctx, c, inputShape: inputShape)
         case "mobilenetv3-small", "mobilenetv3-large": return try MobileNetV3.units(ctx, c, inputShape: inputShape)
-        default: return try VGGStack.units(ctx, c, inputShape: inputShape)
+        default: return try VGGStack.units(ctx, c, inputShape: inputShape, clock: clock)
         }
     }
 
@@ -34,7 +34,16 @@ public enum Architectures {
     }
 
     static func initScheme(_ c: RecipeConfig) -> Init.Scheme {
-        c.initScheme == "torchvision" ? .kaimingFanOut : .fanInUniform
+        switch c.initScheme {
+        case "torchvision": return .kaimingFanOut
+        case "kaiming-normal": return .kaimingFanIn
+        default: return .fanInUniform
+        }
+    }
+
+    /// VGG stacks and the classifier heads: PyTorch's layer default unless kaiming-normal.
+    static func vggInitScheme(_ c: RecipeConfig) -> Init.Scheme {
+        c.initScheme == "kaiming-normal" ? .kaimingFanIn : .fanInUniform
     }
 }
 
@@ -54,6 +63,11 @@ public struct VGGSpec: Codable, Equatable {
     public static let vgg8 = VGGSpec(channels: [128, 256, 256, 512, 512, 512, 512], poolAfter: [1, 3, 5, 7])
     /// Standard VGG11 stack [64,M,128,M,256,256,M,512,512,M,512,512,M].
     public static let vgg11 = VGGSpec(channels: [64, 128, 256, 256, 512, 512, 512, 512], poolAfter: [1, 2, 4, 6, 8])
+    /// The ASGE authors' "VGG11" (their VGG11.py): ten 3x3 convs 128, 256, 256, 512 x 7,
+    /// pooling after convs 2, 4, 6, 8 (32 -> 2 for 32x32 inputs).
+    public static let vgg11ASGE = VGGSpec(channels: [128, 256, 256] + Array(repeating: 512, count: 7), poolAfter: [2, 4, 6, 8])
+    /// The ASGE authors' VGG8 layout (their VGG8.py): pooling after convs 2, 4, 5, 6.
+    public static let vgg8PoolAfterASGE = [2, 4, 5, 6]
     /// Standard VGG16 (13 conv layers).
     public static let vgg16 = VGGSpec(channels: [64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512],
                                       poolAfter: [2, 4, 7, 10, 13])
@@ -61,12 +75,13 @@ public struct VGGSpec: Codable, Equatable {
     /// (32 -> 16 -> 8 -> 4). [choice: the paper does not give its simple CNN]
     public static let cnn4 = VGGSpec(channels: [64, 128, 256, 512], poolAfter: [2, 3, 4])
 
-    public static let names = ["vgg8", "vgg11", "vgg16", "cnn4"]
+    public static let names = ["vgg8", "vgg11", "vgg11-asge", "vgg16", "cnn4"]
 
     public static func named(_ name: String) throws -> VGGSpec {
         switch name {
         case "vgg8": return .vgg8
         case "vgg11": return .vgg11
+        case "vgg11-asge": return .vgg11ASGE
         case "vgg16": return .vgg16
         case "cnn4": return .cnn4
         default:

@@ -19,13 +19,15 @@ public final class Network {
     public let headBlock: Int?
     /// BiCovG's Logistic Fusion of the readouts' scores (pred = goodness-logistic).
     public let fusion: LogisticFusion?
+    /// The trainer's step, for layers with random training-mode forwards (dropout).
+    public let clock = StepClock()
 
     public init(_ ctx: ComputeContext, config: RecipeConfig, inputShape: [Int], classes: Int) throws {
         try config.validate()
         self.config = config
         self.inputShape = inputShape
         self.classes = classes
-        let units = try Architectures.units(ctx, config, inputShape: inputShape)
+        let units = try Architectures.units(ctx, config, inputShape: inputShape, clock: clock)
         self.units = units
 
         let groups = try BlockPartition.parse(config.blocks).groups(units)
@@ -63,14 +65,16 @@ public final class Network {
 
         let last = units.count - 1
         let point = FeatureHead.Point(rawValue: config.headInput) ?? .tap
+        let headInit = Architectures.vggInitScheme(config)
         switch config.pred {
         case "fusion":
             guard last >= 1 else { throw FFError("pred = fusion needs at least two units (it reads units 2..L).") }
             head = FeatureHead(ctx, taps: Array(1...last), point: point, units: units, classes: classes,
-                               batchNorm: config.fusionBatchNorm, seed: config.seed)
+                               batchNorm: config.fusionBatchNorm, perLayerSum: config.fusionHead == "per-layer-sum",
+                               initScheme: headInit, seed: config.seed)
         case "last":
             head = FeatureHead(ctx, taps: [last], point: point, units: units, classes: classes,
-                               batchNorm: config.fusionBatchNorm, seed: config.seed)
+                               batchNorm: config.fusionBatchNorm, initScheme: headInit, seed: config.seed)
         default:
             head = nil
         }

@@ -49,12 +49,28 @@ public struct RecipeConfig: Codable, Equatable {
     public var augment: String = "none"
     /// Padding of the random crop. [choice]
     public var cropPadding: Int = 4
+    /// Square side the stored images are resized to before augmentation (antialiased
+    /// resampling, bilinear when enlarging, on uint8 pixels); nil = as stored. The ASGE
+    /// authors' code resizes MNIST/F-MNIST to 32x32.
+    public var resize: Int?
+    /// torchvision ColorJitter(brightness, contrast, saturation, hue) after the crop of the
+    /// training images, e.g. [0.4, 0.4, 0.4, 0.1]; nil = none.
+    public var colorJitter: [Double]?
+    /// torchvision RandomGrayscale probability after the colour jitter (training only).
+    public var randomGrayscale: Double = 0
+    /// How pixels become network inputs: "standardize" ((pixel/255 - mean) / std per channel,
+    /// train-split statistics) or "rms-scale" (pixel/255 divided by the sample's RMS over
+    /// C, H, W plus rms_eps; no centring: the ASGE authors' code).
+    public var inputNorm: String = "standardize"
     /// Minimum area fraction of random-resized-crop. [choice]
     public var rrcScaleMin: Double = 0.08
     /// Network input size; nil = the stored image size. ImageNet recipes crop 224 from 256.
     public var inputSize: Int?
     /// Train on the first N images of a fixed seeded permutation (nil = all).
     public var subset: Int?
+    /// Seed of that permutation (nil = the run's seed), so several seeds can train on the
+    /// same subset.
+    public var subsetSeed: UInt64?
     /// Evaluate on the first N images of each evaluation split (nil = all).
     public var evalSubset: Int?
 
@@ -69,9 +85,10 @@ public struct RecipeConfig: Codable, Equatable {
     /// cifar), "cifar" (ResNet: 3x3 stride-1 conv, no max-pool; MobileNetV3: stride-1 stem
     /// and first downsampling block at stride 1 [choice]) or "imagenet" (the published stem).
     public var stem: String = "auto"
-    /// Weight initialisation of ResNet/MobileNetV3: "torchvision" (kaiming-normal fan-out
-    /// convs, BN 1/0, as torchvision) or "pytorch-default" (fan-in uniform). VGG stacks
-    /// use PyTorch's layer defaults.
+    /// Weight initialisation. ResNet/MobileNetV3: "torchvision" (kaiming-normal fan-out
+    /// convs, BN 1/0, as torchvision) or "pytorch-default" (fan-in uniform). VGG stacks use
+    /// PyTorch's layer defaults (fan-in uniform) unless "kaiming-normal": conv and classifier
+    /// weights N(0, 2 / fan_in) (kaiming_normal_, ReLU gain), biases 0 (the ASGE authors' code).
     public var initScheme: String = "torchvision"
     /// Conv channels of a custom stack (arch = "custom"), e.g. tiny models in tests.
     public var channels: [Int]?
@@ -92,9 +109,23 @@ public struct RecipeConfig: Codable, Equatable {
     /// "goodness-logistic" (BiCovG's Logistic Fusion: sum_l sigmoid(w_l) a_l, learnable
     /// w_l trained by its own cross-entropy on the detached scores).
     public var pred: String = "fusion"
+    /// The Fusion/Last Pred classifier: "concat" (one Linear on the concatenated features)
+    /// or "per-layer-sum" (one Linear per layer read, their logits summed: the ASGE
+    /// authors' code; each layer's Linear has its own bias and initialisation fan-in).
+    public var fusionHead: String = "concat"
     /// Where the classifier head reads each layer: "tap" (GAP of the post-ReLU map, where
     /// the goodness is taken) or "output" (GAP after pooling/normalisation). [choice]
     public var headInput: String = "tap"
+    /// What each VGG layer's forwarded output is normalised by: "layernorm" (per sample over
+    /// C, H, W, centred) or "rms-scale" (divided by the per-sample RMS over C, H, W plus
+    /// rms_eps, no centring, no affine: the ASGE authors' code).
+    public var interLayerNorm: String = "layernorm"
+    /// Epsilon added to the RMS by rms-scale (input_norm and inter_layer_norm); the ASGE
+    /// authors use e^-50.
+    public var rmsEps: Double = 1.9287498479639178e-22
+    /// Dropout probability on each VGG layer's forwarded output, after pooling and before
+    /// the normalisation (training only; 0 = none).
+    public var dropout: Double = 0
     /// LayerNorm epsilon. [choice]
     public var lnEps: Double = 1e-5
     /// Whether the per-sample LayerNorm has affine parameters. Under layer-local training
@@ -324,7 +355,8 @@ public struct RecipeConfig: Codable, Equatable {
             throw FFError("--set: the config cannot be represented as a JSON object.")
         }
         let known = Set(dict.keys).union(["subset", "eval_subset", "input_size", "pool_after", "channels",
-                                          "paper_top1", "paper_top5", "paper_source", "init_from"])
+                                          "paper_top1", "paper_top5", "paper_source", "init_from", "resize",
+                                          "color_jitter", "subset_seed"])
         guard known.contains(key) else {
             throw FFError("--set: unknown config field '\(key)'. `repro show NAME` lists the fields.")
         }
@@ -370,10 +402,13 @@ public struct RecipeConfig: Codable, Equatable {
             ("conv_norm", convNorm, ["none", "batch"]),
             ("precision", precision, ["fp32", "bf16"]),
             ("stem", stem, ["auto", "cifar", "imagenet"]),
-            ("init_scheme", initScheme, ["torchvision", "pytorch-default"]),
+            ("init_scheme", initScheme, ["torchvision", "pytorch-default", "kaiming-normal"]),
+            ("input_norm", inputNorm, ["standardize", "rms-scale"]),
+            ("inter_layer_norm", interLayerNorm, ["layernorm", "rms-scale"]),
+            ("fusion_head", fusionHead, ["concat", "per-layer-sum"]),
             ("pred", pred, ["fusion", "last", "best", "goodness-mean", "goodness-last", "goodness-logistic"]),
             ("optimizer", optimizer, ["adamw", "sgd"]),
-            ("augment", augment, ["none", "crop-flip", "rrc-flip"]),
+            ("augment", augment, ["none", "flip", "crop-flip", "rrc-flip"]),
             ("labels", labels, ["labels", "coarse_labels"]),
             ("head_input", headInput, ["tap", "output"]),
         ]
@@ -405,6 +440,17 @@ public struct RecipeConfig: Codable, Equatable {
         try real("adam_eps", adamEps, 0...1, lowerOpen: true)
         try real("alpha", alpha, 0...1e6)
         try real("ln_eps", lnEps, 0...1, lowerOpen: true)
+        try real("rms_eps", rmsEps, 0...1, lowerOpen: true)
+        try real("dropout", dropout, 0...1, upperOpen: true)
+        try real("random_grayscale", randomGrayscale, 0...1)
+        if let j = colorJitter {
+            guard j.count == 4 else {
+                throw FFError("config field color_jitter must list 4 numbers [brightness, contrast, saturation, hue] (got \(j.count)).")
+            }
+            let names = ["brightness", "contrast", "saturation", "hue"], highs = [1e3, 1e3, 1e3, 0.5]
+            for k in 0..<4 { try real("color_jitter \(names[k])", j[k], 0...highs[k]) }
+        }
+        if let v = resize { try int("resize", v, 1...4096) }
         try real("readout_std_scale", readoutStdScale, 0...1e3, lowerOpen: true)
         try real("temperature_init", temperatureInit, -20...20, " (T = exp(tau))")
         try real("deep_sup_weight", deepSupWeight, 0...1e3)

@@ -75,10 +75,23 @@ extension RunData {
     public static func trainAugmentation(_ c: RecipeConfig, storedSize: Int) -> Augmentation {
         let size = c.inputSize ?? storedSize
         switch c.augment {
+        case "flip": return .randomCrop(size: size, padding: 0, flip: true)
         case "crop-flip": return .randomCrop(size: size, padding: c.cropPadding, flip: true)
         case "rrc-flip": return .randomResizedCrop(size: size, scaleMin: c.rrcScaleMin, flip: true)
         default: return size == storedSize ? .none : .centerCrop(size: size)
         }
+    }
+
+    /// The input scaling a config asks for (`input_norm`).
+    public static func inputScaling(_ c: RecipeConfig) -> InputScaling {
+        c.inputNorm == "rms-scale" ? .rms(eps: Float(c.rmsEps)) : .standardize
+    }
+
+    /// The colour augmentation of the training split (`color_jitter`, `random_grayscale`), nil if none.
+    public static func colorAugmentation(_ c: RecipeConfig) -> ColorAugmentation? {
+        let j = c.colorJitter ?? []
+        guard j.contains(where: { $0 > 0 }) || c.randomGrayscale > 0 else { return nil }
+        return ColorAugmentation(brightness: j[0], contrast: j[1], saturation: j[2], hue: j[3], grayscale: c.randomGrayscale)
     }
 
     /// Finds the dataset of a run: `directory` (any converted dataset), or data/<dataset>.
@@ -137,9 +150,10 @@ extension RunData {
             throw FFError(.missing, "Dataset \(dir.path) has no train split; convert it again with the command "
                 + "`repro prep \(c.dataset) ...` (see `repro prep --help`).", file: dir)
         }
-        let aug = trainAugmentation(c, storedSize: min(choice.index.imageSize[0], choice.index.imageSize[1]))
+        let aug = trainAugmentation(c, storedSize: c.resize ?? min(choice.index.imageSize[0], choice.index.imageSize[1]))
         let train = try ShardLoader(directory: dir, split: "train", options: LoaderOptions(
-            seed: c.seed, shuffle: true, augmentation: aug, subset: c.subset, labelKey: c.labels))
+            seed: c.seed, shuffle: true, augmentation: aug, subset: c.subset, labelKey: c.labels,
+            subsetSeed: c.subsetSeed, resize: c.resize, color: colorAugmentation(c), scaling: inputScaling(c)))
         func eval(_ split: String) throws -> ShardLoader? {
             choice.index.splits[split] == nil ? nil : try evaluationLoader(choice, split: split)
         }
@@ -153,9 +167,10 @@ extension RunData {
             throw FFError(.invalidArgument, "Dataset \(choice.directory.path) has no '\(split)' split; it has "
                 + choice.index.splits.keys.sorted().joined(separator: ", ") + ".", file: choice.directory)
         }
-        let aug = trainAugmentation(c, storedSize: min(choice.index.imageSize[0], choice.index.imageSize[1])).evaluation
+        let aug = trainAugmentation(c, storedSize: c.resize ?? min(choice.index.imageSize[0], choice.index.imageSize[1])).evaluation
         return try ShardLoader(directory: choice.directory, split: split, options: LoaderOptions(
-            seed: c.seed, shuffle: false, augmentation: aug, subset: c.evalSubset, labelKey: c.labels))
+            seed: c.seed, shuffle: false, augmentation: aug, subset: c.evalSubset, labelKey: c.labels,
+            resize: c.resize, scaling: inputScaling(c)))
     }
 
     /// `choose` then `open`.

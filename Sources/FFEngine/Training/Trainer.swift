@@ -127,7 +127,11 @@ public final class Trainer {
         step += 1
         for p in net.parameters { Ops.zero(ctx, p.grad) }
         let scale = 1 / Float(count)
-        for i in 0..<micros { try pass(try micro(i), gradScale: scale, last: i == micros - 1, tally: &tally) }
+        net.clock.step = step
+        for i in 0..<micros {
+            net.clock.micro = i
+            try pass(try micro(i), gradScale: scale, last: i == micros - 1, tally: &tally)
+        }
         let owned = hooks?.blocks ?? net.blocks.indices
         // The detached predictor, a head or the fusion gates (its optimizer exists only then),
         // when trained in this process.
