@@ -56,8 +56,22 @@ final class PinnedRunTests: XCTestCase {
 
     /// A recipe with a narrow stack of the same depth and pooling, trained 2 epochs on a
     /// synthetic task through the whole run path (validation, best/last checkpoints).
+    /// The recipes' settings before the ASGE recipes followed the authors' code, so the pins
+    /// keep testing the same trainer paths.
     func pinnedConfig(_ recipe: String, channels: [Int]) throws -> RecipeConfig {
         var c = try Recipes.named(recipe)
+        if recipe.hasPrefix("asge-") || recipe.hasPrefix("bp-") {
+            c.poolAfter = recipe.contains("vgg11") ? [1, 2, 4, 6, 8] : [1, 3, 5, 7]
+            c.interLayerNorm = "layernorm"
+            c.inputNorm = "standardize"
+            c.dropout = 0
+            c.initScheme = "torchvision"
+            c.fusionHead = "concat"
+            c.headInput = recipe.hasPrefix("bp-") ? "output" : "tap"
+            c.resize = nil
+            c.colorJitter = nil
+            c.randomGrayscale = 0
+        }
         c.arch = "custom"
         c.channels = channels
         c.epochs = 2

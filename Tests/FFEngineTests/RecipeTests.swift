@@ -30,8 +30,8 @@ final class RecipeTests: XCTestCase {
             var c = try Recipes.named("asge-cifar100")
             c.alpha = alpha
             let net = try Network(ctx, config: c, inputShape: [3, 32, 32], classes: 100)
-            // layers: 128, 256, 256, 512, 512, 512, 512 at 32, 16, 16, 8, 8, 4, 4
-            let expected = [p[0], p[1], p[1], p[2], p[2], min(p[2], 4), min(p[2], 4)]
+            // layers: 128, 256, 256, 512, 512, 512, 512 at 32, 32, 16, 16, 8, 4, 2 (the authors' pooling)
+            let expected = [p[0], p[1], p[1], p[2], p[2], min(p[2], 4), min(p[2], 2)]
             XCTAssertEqual(net.partitions, expected, "alpha \(alpha)")
         }
     }
@@ -49,8 +49,10 @@ final class RecipeTests: XCTestCase {
         XCTAssertNil(b.head)
         XCTAssertEqual(b.units.count, 8, "Best Pred appends a copy of the last conv layer")
         let v11 = try Network(ctx, config: try Recipes.named("asge-vgg11-cifar10"), inputShape: [3, 32, 32], classes: 10)
-        XCTAssertEqual(v11.units.map { $0.tapShape[0] }, [64, 128, 256, 256, 512, 512, 512, 512])
-        XCTAssertEqual(v11.units.last?.outputShape, [512, 1, 1])
+        XCTAssertEqual(v11.units.map { $0.tapShape[0] }, [128, 256, 256] + Array(repeating: 512, count: 7))
+        XCTAssertEqual(v11.units.last?.outputShape, [512, 2, 2])
+        // The classifier of Table 3 (25.66e4 parameters for 100 classes): six Linears of 256, 256, 512 x 4.
+        XCTAssertEqual(fusion.head?.parameters.reduce(0) { $0 + $1.value.count }, 2560 * 100 + 6 * 100)
     }
 
     func testSetOverridesAnyFieldAndRejectsUnknownOnes() throws {
