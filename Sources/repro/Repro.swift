@@ -18,7 +18,8 @@ struct Repro: ParsableCommand {
               repro predict --checkpoint runs/asge-fmnist/<date>-<time>/best.h5 shirt.png
             """,
         subcommands: [ListCommand.self, ShowCommand.self, RunCommand.self, EvalCommand.self, PredictCommand.self,
-                      SweepCommand.self, TableCommand.self, PlotCommand.self, BenchCommand.self, PrepCommand.self])
+                      SweepCommand.self, TableCommand.self, PlotCommand.self, BenchCommand.self, PrepCommand.self,
+                      ExportCommand.self])
 
     /// Runs `body`, printing an error's sentence (not a stack trace) and exiting with the
     /// status of its kind (data-prep/FORMAT.md, "Bad input"): 64 bad arguments, 65 bad data,
