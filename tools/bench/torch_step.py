@@ -15,9 +15,12 @@ Layers/GoodnessReadout.swift):
     *detached* input; goodness g = adaptive_avg_pool2d(y^2, P) flattened; logits = g R / T + b
     with a fixed random R, b (T = exp(tau) when the recipe learns a temperature); CE on the
     labels; its backward reaches only that unit's conv (and tau). The map forwarded to the
-    next unit is pool(y) then a per-sample LayerNorm without affine (decoupled_norm), with
-    no graph. The classifier head (Fusion: GAP of the tapped maps -> [BN1d] -> Linear)
-    trains on detached features. One optimizer per unit and one for the head, stepped after
+    next unit is pool(y), dropout (training, when the recipe has it) and a per-sample
+    LayerNorm without affine or RMS scaling (inter_layer_norm), with no graph. The
+    classifier head (Fusion: GAP of the tapped maps, or of the forwarded outputs when
+    head_input = output -> [BN1d] -> one Linear, or one Linear per layer with logits summed
+    when fusion_head = per-layer-sum) trains on detached features. input_norm = rms-scale
+    divides each image by its RMS first. One optimizer per unit and one for the head, stepped after
     the whole pass (AdamW or SGD with the recipe's settings).
   backprop (bp-*): conv + BN + ReLU units, pooling, GAP of the last unit's output -> Linear,
     end-to-end CE, one optimizer; the image itself needs no gradient.
@@ -46,6 +49,7 @@ except ImportError:  # the Swift caller checks for this exit code and says how t
 ARCHS = {
     "vgg8": ([128, 256, 256, 512, 512, 512, 512], [1, 3, 5, 7]),
     "vgg11": ([64, 128, 256, 256, 512, 512, 512, 512], [1, 2, 4, 6, 8]),
+    "vgg11-asge": ([128, 256, 256] + [512] * 7, [2, 4, 6, 8]),
     "vgg16": ([64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512], [2, 4, 7, 10, 13]),
 }
 # (channels, stored image size, classes) of the datasets the recipes use (DatasetCatalog.swift).
@@ -108,24 +112,37 @@ class LocalUnit(torch.nn.Module):
         return y, proj + self.rb
 
 
+def rms_scale(x, eps):
+    return x / (x.square().mean(dim=tuple(range(1, x.dim())), keepdim=True).sqrt() + eps)
+
+
 class Post(torch.nn.Module):
-    def __init__(self, pooled, kind, k, eps):
+    def __init__(self, pooled, kind, k, norm, eps, dropout):
         super().__init__()
-        self.pooled, self.kind, self.k, self.eps = pooled, kind, k, eps
+        self.pooled, self.kind, self.k, self.norm, self.eps, self.dropout = pooled, kind, k, norm, eps, dropout
 
     def forward(self, y):
         out = pool(self.kind, y, self.k) if self.pooled else y
+        if self.dropout > 0:
+            out = F.dropout(out, self.dropout, self.training)
+        if self.norm == "rms-scale":
+            return rms_scale(out, self.eps)
         return F.layer_norm(out, out.shape[1:], eps=self.eps)
 
 
 class Head(torch.nn.Module):
-    def __init__(self, features, classes, bn):
+    def __init__(self, widths, classes, bn, per_layer):
         super().__init__()
+        features = sum(widths)
         self.bn = torch.nn.BatchNorm1d(features) if bn else None
-        self.linear = torch.nn.Linear(features, classes)
+        self.widths = widths if per_layer and len(widths) > 1 else [features]
+        self.linears = torch.nn.ModuleList(torch.nn.Linear(w, classes) for w in self.widths)
 
     def forward(self, z):
-        return self.linear(self.bn(z) if self.bn is not None else z)
+        z = self.bn(z) if self.bn is not None else z
+        if len(self.linears) == 1:
+            return self.linears[0](z)
+        return sum(lin(part) for lin, part in zip(self.linears, torch.split(z, self.widths, dim=1)))
 
 
 def make_optimizer(cfg, groups):
@@ -143,8 +160,10 @@ class LayerLocal:
             channels = channels + [channels[-1]]
         if not cfg.get("decoupled_norm", True):
             raise SystemExit("torch_step.py: decoupled_norm = false is not replicated")
-        if cfg.get("head_input", "tap") != "tap":
-            raise SystemExit("torch_step.py: head_input = output is not replicated for layer-local recipes")
+        self.head_output = cfg.get("head_input", "tap") == "output"
+        self.input_rms = cfg.get("input_norm", "standardize") == "rms-scale"
+        self.rms_eps = cfg.get("rms_eps", 1.9287498479639178e-22)
+        norm = cfg.get("inter_layer_norm", "layernorm")
         self.units, self.posts, self.opts = [], [], []
         c_in, h, w = shape
         for i, c in enumerate(channels):
@@ -152,7 +171,8 @@ class LayerLocal:
             u = LocalUnit(c_in, c, p, classes, cfg["learn_temperature"], cfg["temperature_init"],
                           cfg.get("goodness_bins", "adaptive"))
             pooled = (i + 1) in pool_after
-            post = Post(pooled, cfg["pool"], cfg["pool_size"], cfg["ln_eps"])
+            post = Post(pooled, cfg["pool"], cfg["pool_size"], norm,
+                        self.rms_eps if norm == "rms-scale" else cfg["ln_eps"], cfg.get("dropout", 0))
             groups = [{"params": [u.conv.weight, u.conv.bias]}]
             if u.tau is not None:
                 groups.append({"params": [u.tau], "weight_decay": 0.0})
@@ -166,7 +186,8 @@ class LayerLocal:
         self.taps = [] if cfg["pred"] == "best" else (list(range(1, last + 1)) if cfg["pred"] == "fusion" else [last])
         self.head = None
         if self.taps:
-            self.head = Head(sum(channels[t] for t in self.taps), classes, cfg["fusion_batch_norm"])
+            self.head = Head([channels[t] for t in self.taps], classes, cfg["fusion_batch_norm"],
+                             cfg.get("fusion_head", "concat") == "per-layer-sum")
             self.opts.append(make_optimizer(cfg, [{"params": list(self.head.parameters())}]))
         mods = self.units + self.posts + ([self.head] if self.head else [])
         if args.channels_last:
@@ -180,13 +201,16 @@ class LayerLocal:
 
     def train_step(self, x, labels):
         feats = []
+        if self.input_rms:
+            x = rms_scale(x, self.rms_eps)
         for i, (u, post) in enumerate(zip(self.run_units, self.run_posts)):
             y, logits = u(x.detach())
             F.cross_entropy(logits, labels).backward()
             with torch.no_grad():
-                if i in self.taps:
-                    feats.append(y.mean(dim=(2, 3)))
+                self.posts[i].train()
                 x = post(y)
+                if i in self.taps:
+                    feats.append((x if self.head_output else y).mean(dim=(2, 3)))
         if self.head is not None:
             self.head.train()
             F.cross_entropy(self.run_head(torch.cat(feats, dim=1)), labels).backward()
@@ -198,13 +222,16 @@ class LayerLocal:
     def infer(self, x, labels):
         feats = []
         k = min(5, self.classes)
+        if self.input_rms:
+            x = rms_scale(x, self.rms_eps)
         for i, (u, post) in enumerate(zip(self.run_units, self.run_posts)):
             y, logits = u(x)
             F.cross_entropy(logits, labels)
             logits.topk(k, dim=1)
-            if i in self.taps:
-                feats.append(y.mean(dim=(2, 3)))
+            self.posts[i].eval()
             x = post(y)
+            if i in self.taps:
+                feats.append((x if self.head_output else y).mean(dim=(2, 3)))
         if self.head is not None:
             self.head.eval()
             logits = self.run_head(torch.cat(feats, dim=1))
