@@ -13,7 +13,7 @@ APT_PACKAGES := pkg-config libopenblas-dev libhdf5-dev hdf5-tools libpng-dev lib
                 libopenmpi-dev openmpi-bin
 DEMO_PACKAGES := dataset-fashion-mnist
 
-.PHONY: setup setup-demo build test bench bench-torch demo fuzz clean
+.PHONY: setup setup-demo build test bench bench-torch demo fuzz clean checkpoints-check
 
 setup:
 	@bash tools/apt-ensure.sh $(APT_PACKAGES)
@@ -54,6 +54,12 @@ bench-torch: build
 
 demo: setup-demo build
 	bash tools/demo.sh $(BIN) $(DATA)
+
+# Evaluates every reference checkpoint in checkpoints/ (manifest.json) and compares with the
+# numbers stated there; converts Fashion-MNIST and MNIST first if they are missing.
+checkpoints-check: setup-demo build
+	bash tools/checkpoints/prepare-data.sh $(BIN) $(DATA)
+	python3 tools/checkpoints/check.py --bin $(BIN) --data $(DATA) $(if $(THREADS),--threads $(THREADS),)
 
 clean:
 	rm -rf .build
