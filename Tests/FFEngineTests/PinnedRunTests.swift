@@ -6,14 +6,21 @@ import XCTest
 
 /// Final weights of short whole runs of the existing recipes' shapes, pinned before the
 /// block-engine refactor (Fixtures/pinned_runs.json). On a machine whose arithmetic
-/// fingerprint matches the one recorded, the weights must be bit-identical (SHA-256 of
-/// every parameter and buffer); elsewhere (another OpenBLAS kernel or SIMD level) the
-/// per-tensor sums must agree to 1e-4 relative.
+/// fingerprint matches a recorded one (`fingerprint`, or a key of `also_pinned`), the
+/// weights must be bit-identical (SHA-256 of every parameter and buffer); elsewhere
+/// (another OpenBLAS kernel or thread count) the per-tensor sums must agree within the
+/// case's relative tolerance: 1e-4 by default, `tolerance[case]` where training amplifies
+/// rounding. Measured spread against the pinned sums (2026-12-06, another 2-core AVX-512
+/// machine, FFREPRO_SIMD scalar/avx2/avx512 x 1/2/3 threads): layer-local cases at most
+/// 2.6e-6; bp-vgg8-cifar100 (BatchNorm, end-to-end backprop) up to 2.7e-2, hence 0.1.
+/// The SIMD level never changed a bit (FFCore's kernels are SIMD-deterministic); the
+/// OpenBLAS build and the thread count do.
 ///
 /// To re-pin after an intended change: FFREPRO_PIN_WRITE=1 swift test --filter PinnedRunTests
 /// (prints the JSON to paste into the fixture). Never re-pin to make a refactor pass.
 final class PinnedRunTests: XCTestCase {
-    let ctx = ComputeContext(threads: 2)
+    /// 2 threads as pinned; FFREPRO_PIN_THREADS measures the spread across thread counts.
+    let ctx = ComputeContext(threads: Int(ProcessInfo.processInfo.environment["FFREPRO_PIN_THREADS"] ?? "") ?? 2)
 
     struct Pin: Codable {
         var sha256: String
@@ -23,6 +30,10 @@ final class PinnedRunTests: XCTestCase {
     struct PinFile: Codable {
         var fingerprint: String
         var runs: [String: Pin]
+        /// Other machines' fingerprints -> case -> SHA-256 of the same runs.
+        var also_pinned: [String: [String: String]]?
+        /// Relative tolerance of the sums per case off the pinned fingerprints (default 1e-4).
+        var tolerance: [String: Double]?
     }
 
     static var fixture: URL {
@@ -140,18 +151,27 @@ final class PinnedRunTests: XCTestCase {
         }
         let pinned = try JSONDecoder().decode(PinFile.self, from: Data(contentsOf: PinnedRunTests.fixture))
         XCTAssertEqual(Set(pinned.runs.keys), Set(got.keys))
-        for (name, pin) in pinned.runs {
+        let exact: [String: String]? = fp == pinned.fingerprint ? pinned.runs.mapValues(\.sha256) : pinned.also_pinned?[fp]
+        for (name, pin) in pinned.runs.sorted(by: { $0.key < $1.key }) {
             let mine = try XCTUnwrap(got[name], name)
-            if fp == pinned.fingerprint {
-                XCTAssertEqual(mine.sha256, pin.sha256, "\(name): final weights are not bit-identical to the pinned run")
+            if let sha = exact?[name] {
+                XCTAssertEqual(mine.sha256, sha, "\(name): final weights are not bit-identical to the pinned run "
+                    + "on this machine's arithmetic (\(fp))")
+                continue
             }
             XCTAssertEqual(Set(mine.sums.keys), Set(pin.sums.keys), "\(name): tensor names")
+            // One message per case: the tensor furthest from its pinned sums.
+            let tol = pinned.tolerance?[name] ?? 1e-4
+            var worst = (0.0, "")
             for (t, v) in pin.sums {
                 guard let m = mine.sums[t] else { continue }
                 for k in 0..<2 {
-                    XCTAssertEqual(m[k], v[k], accuracy: 1e-4 * max(1, abs(v[k])), "\(name) \(t) [\(k)]")
+                    let dev = abs(m[k] - v[k]) / max(1, abs(v[k]))
+                    if dev > worst.0 { worst = (dev, "\(t) [\(k == 0 ? "sum" : "sum of squares")] \(m[k]) vs \(v[k])") }
                 }
             }
+            XCTAssertLessThanOrEqual(worst.0, tol, "\(name): \(worst.1) is \(worst.0) apart relative (tolerance \(tol); "
+                + "fingerprint \(fp) is not pinned)")
         }
     }
 }
