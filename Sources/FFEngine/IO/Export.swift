@@ -53,6 +53,8 @@ public enum ModelExport {
             "input_shape": try json(info.inputShape),
             "class_names": try json(info.classNames),
             "epoch": "\(info.epoch)",
+            // Best Pred's readout (1-based), chosen on validation during training.
+            "best_readout": info.bestReadout.map { "\($0)" } ?? "",
             "source_checkpoint": source.lastPathComponent,
             "source_checkpoint_sha256": try sha256(source),
         ]
