@@ -65,25 +65,34 @@ final class HoldoutAndPredictTests: XCTestCase {
         o.val = 0
         let index = try DataPrep.imageFolder(source: root, output: out, options: o).index
         let dataset = DatasetInfo(index: index, directory: out, labelKey: "labels")
-        for (augment, inputSize) in [("crop-flip", nil), ("none", nil), ("rrc-flip", 8), ("none", 10)] as [(String, Int?)] {
+        // Both input scalings, and the resize of the stored image before the transform.
+        let cases: [(String, Int?, String, Int?)] = [("crop-flip", nil, "rms-scale", nil), ("none", nil, "standardize", nil),
+                                                     ("rrc-flip", 8, "standardize", nil), ("none", 10, "rms-scale", nil),
+                                                     ("flip", nil, "rms-scale", 16), ("crop-flip", nil, "standardize", 9)]
+        for (augment, inputSize, norm, resize) in cases {
             var c = try Recipes.named("asge-cifar10")
             c.augment = augment
             c.inputSize = inputSize
-            let aug = RunData.trainAugmentation(c, storedSize: 12).evaluation
+            c.inputNorm = norm
+            c.resize = resize
+            let aug = RunData.trainAugmentation(c, storedSize: resize ?? 12).evaluation
             let loader = try ShardLoader(directory: out, split: "train",
-                                         options: LoaderOptions(shuffle: false, augmentation: aug, prefetch: 0))
+                                         options: LoaderOptions(shuffle: false, augmentation: aug, prefetch: 0, resize: resize,
+                                                                scaling: RunData.inputScaling(c)))
             let fromLoader = try loader.batches(epoch: 0, batchSize: 12).collect()[0].images
             let pre = try ImagePreprocessor(dataset: dataset, config: c, inputShape: loader.sampleShape)
             // The loader's rows are the files in class-folder order, as `paths`.
-            XCTAssertEqual(try pre.batch(paths).array, fromLoader.array, "\(augment) \(inputSize ?? 12)")
+            XCTAssertEqual(try pre.batch(paths).array, fromLoader.array, "\(augment) \(inputSize ?? 12) \(norm) resize \(resize ?? 12)")
         }
         // One-channel datasets get the luma of the file.
         var gray = dataset
         gray.imageSize = [12, 12, 1]
         gray.channelMean = [0.5]
         gray.channelStd = [0.25]
-        let pre = try ImagePreprocessor(dataset: gray, config: try Recipes.named("asge-mnist"), inputShape: [1, 12, 12])
-        let rgb = try ImagePreprocessor(dataset: dataset, config: try Recipes.named("asge-mnist"), inputShape: [3, 12, 12])
+        var mnist = try Recipes.named("asge-mnist")
+        mnist.resize = nil
+        let pre = try ImagePreprocessor(dataset: gray, config: mnist, inputShape: [1, 12, 12])
+        let rgb = try ImagePreprocessor(dataset: dataset, config: mnist, inputShape: [3, 12, 12])
             .stored(paths[0])
         let luma = try pre.stored(paths[0])
         for i in [0, 17, 143] {

@@ -71,7 +71,10 @@ final class SFFGoldenTests: XCTestCase {
             let rms = (sumsq[row] / Double(t.count)).squareRoot()
             for j in 0..<k {
                 let i = Int(index[row * k + j])
-                XCTAssertEqual(Double(t[i]), Double(values[row * k + j]), accuracy: 1e-4 * max(rms, 1e-3),
+                // Another BLAS build sums in another order; through two AdamW steps a few
+                // elements then land up to 3.6e-6 apart (layer4.1.conv2.weight on a 2-core
+                // AVX-512 machine, 2026-12-06, lr 0.01): a thousandth of one step bounds that.
+                XCTAssertEqual(Double(t[i]), Double(values[row * k + j]), accuracy: max(1e-4 * max(rms, 1e-3), 1e-3 * lr),
                                "\(name) \(n)[\(i)] after two steps")
             }
         }

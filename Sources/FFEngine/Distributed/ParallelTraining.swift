@@ -111,7 +111,8 @@ public final class ParallelTraining: TrainerHooks {
             }
             var rows = 0   // the progress line shows this replica's own statistics
             while let part = try next() {
-                let micro = ParallelLayout.share(count: part.globalCount, replicas: d, replica: me, accumulate: a).micro
+                let share = ParallelLayout.share(count: part.globalCount, replicas: d, replica: me, accumulate: a)
+                let micro = share.micro
                 let b = part.batch
                 rows += b.count
                 let starts = Array(stride(from: 0, to: b.count, by: micro))
@@ -119,7 +120,8 @@ public final class ParallelTraining: TrainerHooks {
                 world.stepLabel = trainer.step + 1
                 try link?.begin(globalCount: part.globalCount, sizes: sizes,
                                 labels: zip(starts, sizes).map { Array(b.labels[$0..<$0 + $1]) })
-                try trainer.trainStep(count: part.globalCount, micros: starts.count, lr: lr, tally: &tally) { i in
+                try trainer.trainStep(count: part.globalCount, micros: starts.count, lr: lr, tally: &tally,
+                                      firstSample: share.rows.lowerBound) { i in
                     Batch(images: b.images.slice(starts[i], sizes[i]), labels: Array(b.labels[starts[i]..<starts[i] + sizes[i]]))
                 }
                 var own = tally
@@ -130,7 +132,9 @@ public final class ParallelTraining: TrainerHooks {
         } else {
             while let h = try link!.receiveHeader() {
                 world.stepLabel = trainer.step + 1
-                try trainer.trainStep(count: h.globalCount, micros: h.micros, lr: lr, tally: &tally) { try self.link!.input($0) }
+                let first = ParallelLayout.share(count: h.globalCount, replicas: d, replica: me, accumulate: a).rows.lowerBound
+                try trainer.trainStep(count: h.globalCount, micros: h.micros, lr: lr, tally: &tally,
+                                      firstSample: first) { try self.link!.input($0) }
                 progress.advance(by: h.globalCount, fields: Report.progressFields(tally, config: c, runETA: nil))
                 stepDone?()
             }

@@ -1,17 +1,19 @@
 import FFCore
 
-/// Which optimizer step and micro-batch the trainer is on. Layers whose training-mode
-/// forward is random (dropout) key their draws by it, so a run resumed from a checkpoint
-/// draws exactly what the uninterrupted run would have drawn.
+/// Which optimizer step the trainer is on, and the position in the step's global batch of
+/// the first sample of the current micro-batch. Layers whose training-mode forward is
+/// random (dropout) key each sample's draws by (step, position): a resumed run draws what
+/// the uninterrupted run drew, and gradient accumulation, data parallelism and pipelines
+/// draw what one process does.
 public final class StepClock {
     public var step = 0
-    public var micro = 0
+    public var firstSample = 0
     public init() {}
 }
 
 /// Inverted dropout (training only): each value is zeroed with probability p and the
-/// survivors scaled by 1 / (1 - p); evaluation is the identity. The mask of a forward is
-/// a pure function of (seed, layer name, step, micro-batch).
+/// survivors scaled by 1 / (1 - p); evaluation is the identity. Each sample's mask is a
+/// pure function of (seed, layer name, step, the sample's position in the global batch).
 public final class Dropout: Layer {
     public let ctx: ComputeContext
     public let p: Float
@@ -33,10 +35,13 @@ public final class Dropout: Layer {
 
     public func forward(_ x: Tensor, _ mode: ForwardMode) -> Tensor {
         guard mode.isTraining, p > 0 else { return x }
-        var key = SeededRandom(seed: seed, stream: "dropout." + name, UInt64(clock.step), UInt64(clock.micro))
-        var rng = RNG(seed: key.next())
         let u = Tensor(uninitialized: x.shape)
-        rng.fillUniform(u, low: 0, high: 1)
+        let n = x.shape[0], d = x.count / max(n, 1)
+        for i in 0..<n {
+            var key = SeededRandom(seed: seed, stream: "dropout." + name, UInt64(clock.step), UInt64(clock.firstSample + i))
+            var rng = RNG(seed: key.next())
+            ff_rng_fill_uniform(&rng.state, d, u.pointer + i * d, 0, 1)
+        }
         let y = Tensor(uninitialized: x.shape)
         ff_dropout_apply(x.count, p, u.pointer, x.pointer, y.pointer)
         if mode.caches { uniforms = u }

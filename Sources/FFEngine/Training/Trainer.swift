@@ -123,14 +123,19 @@ public final class Trainer {
     /// `count` images: gradients are scaled by 1 / `count`. Under data parallelism the
     /// micro-batches are this process's part of the global batch; in a pipeline stage their
     /// images are the stage's input. Only the blocks (and head) this process owns step.
-    func trainStep(count: Int, micros: Int, lr: Double, tally: inout Tally, micro: (Int) throws -> Batch) throws {
+    /// `firstSample`: the position of this process's first row in the global batch (data
+    /// parallelism), so random layers draw per sample what one process draws.
+    func trainStep(count: Int, micros: Int, lr: Double, tally: inout Tally, firstSample: Int = 0,
+                   micro: (Int) throws -> Batch) throws {
         step += 1
         for p in net.parameters { Ops.zero(ctx, p.grad) }
         let scale = 1 / Float(count)
         net.clock.step = step
+        net.clock.firstSample = firstSample
         for i in 0..<micros {
-            net.clock.micro = i
-            try pass(try micro(i), gradScale: scale, last: i == micros - 1, tally: &tally)
+            let b = try micro(i)
+            try pass(b, gradScale: scale, last: i == micros - 1, tally: &tally)
+            net.clock.firstSample += b.count
         }
         let owned = hooks?.blocks ?? net.blocks.indices
         // The detached predictor, a head or the fusion gates (its optimizer exists only then),
