@@ -18,11 +18,14 @@ import statistics
 
 
 def ffrepro_runs(sweep):
+    """seed -> (test %, images, per-epoch validation % of the classifier)."""
     out = {}
     for path in sorted(glob.glob(os.path.join(sweep, "seed-*", "results.json"))):
         with open(path) as f:
             r = json.load(f)
-        out[r["seed"]] = (r["head_top1_pct"], r["images"], [x["top1_pct"] for x in r["readouts"]])
+        with open(os.path.join(os.path.dirname(path), "metrics.jsonl")) as f:
+            val = [json.loads(line)["val_head_acc_pct"] for line in f if line.strip()]
+        out[r["seed"]] = (r["head_top1_pct"], r["images"], val)
     return out
 
 
@@ -34,7 +37,7 @@ def authors_runs(dirs):
         if r.get("status") != "finished" and r.get("test_acc_unrounded") is None:
             continue
         acc = r.get("test_acc_unrounded") or r.get("test_acc")
-        out[r["seed"]] = (acc, r["test_images"], None)
+        out[r["seed"]] = (acc, r["test_images"], [e["valid_acc"] for e in r.get("epoch_results", [])])
     return out
 
 
@@ -62,6 +65,17 @@ def main():
     for s in seeds:
         o, t = ours.get(s), theirs.get(s)
         print(f"| {s} | {fmt(o[0]) if o else 'not run'} | {fmt(t[0]) if t else 'not run'} |")
+    epochs = max([len(v[2]) for v in list(ours.values()) + list(theirs.values())] or [0])
+    if epochs:
+        print("\nvalidation % of the classifier after each epoch, mean over seeds (ffrepro / released code; "
+              "the code's validation images carry its training transform):\n")
+        print("| epoch | ffrepro | released code |")
+        print("|---|---:|---:|")
+        for e in range(epochs):
+            mine = [v[2][e] for v in ours.values() if len(v[2]) > e]
+            code = [v[2][e] for v in theirs.values() if len(v[2]) > e]
+            print(f"| {e + 1} | {fmt(summary(mine)[0])} | {fmt(summary(code)[0])} |")
+        print()
     mo, so = summary([v[0] for v in ours.values()])
     mt, st = summary([v[0] for v in theirs.values()])
     print(f"| mean ± std | {fmt(mo)} ± {fmt(so)} (n={len(ours)}) | {fmt(mt)} ± {fmt(st)} (n={len(theirs)}) |")
