@@ -39,7 +39,7 @@ public enum ModelExport {
             try SafeTensors.write(named, metadata: try metadata(info, net: net, source: checkpoint), to: out)
         }
         let size = (try? FileManager.default.attributesOfItem(atPath: out.path)[.size] as? Int) ?? 0
-        return Summary(tensors: named.count, values: named.reduce(0) { $0 + $1.1.count }, bytes: size ?? 0)
+        return Summary(tensors: named.count, values: named.reduce(0) { $0 + $1.1.count }, bytes: size)
     }
 
     /// The safetensors `__metadata__`: everything tools/pytorch needs to rebuild the model
