@@ -22,9 +22,11 @@ cat <<'TXT'
 
 How to read this: the paper's 93.41% (ASGE Table 4) is the Fusion Pred accuracy after
 100 epochs on 50000 images. After one epoch on 5000 images with the paper's learning rate
-(2e-4) the fused classifier has barely started, while the layer readouts already learn:
-"Best Pred" (the best layer's fixed readout, chosen on validation) is the number that
-shows ASGE training working at demo scale. For the full reproduction run
+(2e-4) the fused classifier (six linear layers, one per conv layer, logits summed, as in
+the authors' code) has barely moved from its random start and can sit at or below chance
+(10%), while the layer readouts already learn: "Best Pred" (the best layer's fixed
+readout, chosen on validation) is the number that shows ASGE training working at demo
+scale. For the full reproduction run
     repro run asge-fmnist
 (100 epochs; see papers/asge/README.md for the expected time on this machine).
 TXT
