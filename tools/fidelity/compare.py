@@ -88,8 +88,14 @@ def main():
     else:
         pooled = None
     agree = abs(diff) < 0.3 or (pooled is not None and abs(diff) < 2 * pooled)
+    if agree:
+        verdict = "agree"
+    elif pooled is None:
+        verdict = "not testable: one seed on a side gives no spread to test the difference against"
+    else:
+        verdict = "DISAGREE"
     print(f"\ndifference of means (ffrepro - code): {diff:+.2f} points; pooled std {fmt(pooled)}; "
-          f"verdict: {'agree' if agree else 'DISAGREE'} (|diff| < 2 pooled std or < 0.3)")
+          f"verdict: {verdict} (agree: |diff| < 2 pooled std or < 0.3)")
 
 
 if __name__ == "__main__":
