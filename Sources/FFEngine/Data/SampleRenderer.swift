@@ -59,6 +59,10 @@ struct SampleRenderer {
     let scaling: InputScaling
     /// Per-channel affine of `.standardize` (identity scale 1/255 otherwise).
     let scale: [Float], bias: [Float]
+    /// pixel / 255: what colour work starts from.
+    let unitScale: [Float], zeroBias: [Float]
+    /// (height, width) the augmentation sees: the resized or the stored image.
+    let augmentedInput: (Int, Int)
     /// [C, H, W] of the output.
     let outputShape: [Int]
 
@@ -70,19 +74,14 @@ struct SampleRenderer {
         self.color = color
         self.scaling = scaling
         let c = stored[2]
-        if scaling == .standardize {
-            (scale, bias) = ShardLoader.normalization(mean: mean, std: std)
-        } else {
-            scale = [Float](repeating: 1 / 255, count: c)
-            bias = [Float](repeating: 0, count: c)
-        }
+        unitScale = [Float](repeating: 1 / 255, count: c)
+        zeroBias = [Float](repeating: 0, count: c)
+        (scale, bias) = scaling == .standardize ? ShardLoader.normalization(mean: mean, std: std) : (unitScale, zeroBias)
         let (h, w) = self.resize.map { ($0, $0) } ?? (stored[0], stored[1])
+        augmentedInput = (h, w)
         let (oh, ow) = augmentation.outputSize(height: h, width: w)
         outputShape = [c, oh, ow]
     }
-
-    /// (height, width) the augmentation sees.
-    var augmentedInput: (Int, Int) { resize.map { ($0, $0) } ?? (stored[0], stored[1]) }
 
     /// Renders one image; the random draws come from `rng` (augmentation first, then colour).
     /// False only if resampling could not allocate its buffers.
@@ -106,7 +105,7 @@ struct SampleRenderer {
             // Without colour work the scaling's affine folds into the pixel kernel; colour work
             // needs values in [0, 1] first.
             let direct = color == nil
-            let (sc, bi) = direct ? (scale, bias) : ([Float](repeating: 1 / 255, count: c), [Float](repeating: 0, count: c))
+            let (sc, bi) = direct ? (scale, bias) : (unitScale, zeroBias)
             let ok = sc.withUnsafeBufferPointer { s in
                 bi.withUnsafeBufferPointer { b in
                     op.render(image, height: h, width: w, channels: c, outHeight: oh, outWidth: ow,

@@ -45,11 +45,11 @@ public final class ShardLoader: BatchProvider {
         if let r = options.resize, r < 1 || r > 4096 {
             throw FFError(.invalidArgument, "Resize \(r) is not within 1...4096.", file: directory)
         }
-        let (ah, aw) = options.resize.map { ($0, $0) } ?? (h, w)
-        try options.augmentation.check(height: ah, width: aw, directory: directory)
         renderer = SampleRenderer(stored: [h, w, c], resize: options.resize, augmentation: options.augmentation,
                                   color: options.color, scaling: options.inputScaling,
                                   mean: index.channelMean, std: index.channelStd)
+        try options.augmentation.check(height: renderer.augmentedInput.0, width: renderer.augmentedInput.1,
+                                       directory: directory)
         sampleShape = renderer.outputShape
 
         let total = try index.split(split, directory: directory).count
