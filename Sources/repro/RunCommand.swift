@@ -229,6 +229,8 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Split: test, val or train.") var split = "test"
     @Option(parsing: .unconditional, help: "Evaluate the first N images only.") var subset: Int?
     @Option(help: "Write the results record (schema v2, as results.json) to this file.") var out: String?
+    @Flag(help: "Let --out replace an existing file that is not an eval record (never the checkpoint itself).")
+    var overwrite = false
     @OptionGroup var threading: ThreadOptions
     @OptionGroup(title: "Several processes (mpirun or srun: the ranks split the images)") var mpi: ParallelOptions
 
@@ -245,6 +247,10 @@ struct EvalCommand: ParsableCommand {
         try Repro.guarded { parallel = try mpi.start() }
         try ParallelOptions.guarded(parallel) {
             let url = try existingFile(checkpoint, option: "--checkpoint")
+            if let out {
+                try ResultsRecord.checkEvalOutput(URL(fileURLWithPath: (out as NSString).expandingTildeInPath),
+                                                  checkpoint: url, overwrite: overwrite)
+            }
             let info = try RunCheckpoint.describe(url)
             var config = info.config
             config.evalSubset = subset
@@ -291,7 +297,7 @@ struct EvalCommand: ParsableCommand {
                                selectedFrom: "\(url.lastPathComponent), epoch \(state.epoch)",
                                comparison: PaperComparison.line(record)))
             if let out {
-                let file = URL(fileURLWithPath: out)
+                let file = URL(fileURLWithPath: (out as NSString).expandingTildeInPath)
                 try record.write(to: file)
                 print("results record: \(file.path)")
             }

@@ -19,7 +19,11 @@ struct TableCommand: ParsableCommand {
     func run() throws {
         try Repro.guarded {
             guard !paths.isEmpty else { throw FFError(.invalidArgument, "Give at least one run or sweep folder.") }
-            let text = ResultsTable.markdown(try RunCollection.groups(paths.map { URL(fileURLWithPath: $0) }))
+            // Notes go to stderr: stdout stays the Markdown.
+            let groups = try RunCollection.groups(paths.map { URL(fileURLWithPath: $0) }) {
+                FileHandle.standardError.write(Data(($0 + "\n").utf8))
+            }
+            let text = ResultsTable.markdown(groups)
             print(text, terminator: "")
             if let out { try AtomicFile.write(Data(text.utf8), to: URL(fileURLWithPath: out)) }
         }

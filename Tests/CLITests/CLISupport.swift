@@ -65,10 +65,19 @@ enum ImageFolderFixture {
     static let classes = ["blue", "green", "red"]
 
     static func write(_ root: URL, train: Int = 16, test: Int = 4, size: Int = 16) throws {
+        try write(root, splits: [("train/", train), ("test/", test)], size: size)
+    }
+
+    /// ROOT/<class>/ only: no train/test folders, so the conversion has no test split.
+    static func writeFlat(_ root: URL, perClass: Int, size: Int = 16) throws {
+        try write(root, splits: [("", perClass)], size: size)
+    }
+
+    static func write(_ root: URL, splits: [(prefix: String, count: Int)], size: Int) throws {
         var rng = SeededRandom(seed: 7, stream: "cli-fixture")
-        for (split, n) in [("train", train), ("test", test)] {
+        for (split, n) in splits {
             for (k, name) in classes.enumerated() {
-                let dir = root.appendingPathComponent("\(split)/\(name)")
+                let dir = root.appendingPathComponent("\(split)\(name)")
                 try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
                 for i in 0..<n {
                     var px = [UInt8](repeating: 0, count: size * size * 3)

@@ -1,5 +1,8 @@
 import FFEngine
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import XCTest
 
 /// Runs and their outputs cannot be mixed up: one process per directory, no silent
@@ -66,6 +69,54 @@ final class RunDirectoryTests: XCTestCase {
         try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true)
         try Data("{}".utf8).write(to: data.appendingPathComponent("index.json"))
         XCTAssertTrue(message { try run(data, epochs: 1) }.contains("holds a converted dataset"))
+    }
+
+    func testReleasedLockLeavesNoFileAndStillExcludes() throws {
+        let dir = scratch()
+        let lockFile = dir.appendingPathComponent(DirectoryLock.fileName)
+        let first = try DirectoryLock(dir, purpose: "first")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: lockFile.path))
+        XCTAssertTrue(message { _ = try DirectoryLock(dir, purpose: "second") }.contains("(pid \(getpid()): first"))
+        first.release()
+        XCTAssertFalse(FileManager.default.fileExists(atPath: lockFile.path), "a finished holder leaves no .repro.lock")
+        // A file left by a killed process holds no lock: the next holder takes it.
+        _ = FileManager.default.createFile(atPath: lockFile.path, contents: Data("pid 1: killed\n".utf8))
+        let again = try DirectoryLock(dir, purpose: "again")
+        XCTAssertTrue(message { _ = try DirectoryLock(dir, purpose: "third") }.contains("again"))
+        again.release()
+        try run(dir, epochs: 1)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: lockFile.path), "a finished run leaves no .repro.lock")
+    }
+
+    func testFailedAtomicWriteLeavesNoTemporaryFile() throws {
+        let dir = scratch()
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        func temporaries() throws -> [String] {
+            try FileManager.default.contentsOfDirectory(atPath: dir.path).filter(AtomicFile.isTemporaryName)
+        }
+        // Onto a directory: refused before anything is written.
+        let sub = dir.appendingPathComponent("sub.json")
+        try FileManager.default.createDirectory(at: sub, withIntermediateDirectories: true)
+        XCTAssertTrue(message { try AtomicFile.write(Data("x".utf8), to: sub) }.contains("is a directory"))
+        // A full disk, simulated by a file-size limit (writes fail with EFBIG, as with ENOSPC).
+        let target = dir.appendingPathComponent("record.json")
+        try Data("old".utf8).write(to: target)
+        var saved = rlimit()
+        getrlimit(Int32(RLIMIT_FSIZE.rawValue), &saved)
+        let handler = signal(SIGXFSZ, SIG_IGN)
+        var small = saved
+        small.rlim_cur = 4096
+        setrlimit(Int32(RLIMIT_FSIZE.rawValue), &small)
+        let text = message { try AtomicFile.write(Data(count: 1 << 20), to: target) }
+        setrlimit(Int32(RLIMIT_FSIZE.rawValue), &saved)
+        signal(SIGXFSZ, handler)
+        XCTAssertTrue(text.contains("Nothing was written"), text)
+        XCTAssertEqual(try Data(contentsOf: target), Data("old".utf8), "the old file is unchanged")
+        XCTAssertEqual(try temporaries(), [])
+        // Into a folder that does not exist.
+        XCTAssertTrue(message { try AtomicFile.write(Data("x".utf8), to: dir.appendingPathComponent("no/such.json")) }
+            .contains("Nothing was written"))
+        XCTAssertEqual(try temporaries(), [])
     }
 
     func testResumeWithoutTheBestCheckpointNamesWhatItTests() throws {

@@ -34,15 +34,25 @@ public enum AtomicFile {
         try? fsync(url.deletingLastPathComponent())
     }
 
-    /// Writes `data` to `url` atomically.
+    /// Writes `data` to `url` atomically. On failure (disk full, `url` a directory) the
+    /// temporary file is removed and an existing file at `url` is unchanged.
     public static func write(_ data: Data, to url: URL) throws {
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir), isDir.boolValue {
+            throw FFError(.invalidArgument, "\(url.path) is a directory; give a file name (for example "
+                + "\(url.appendingPathComponent("eval.json").path)).", file: url)
+        }
         let temp = temporaryURL(for: url)
         do {
             try data.write(to: temp)
+            try commit(temp, to: url)
         } catch {
-            throw FFError(.io, "Cannot write \(temp.path): \(error.localizedDescription).", file: temp)
+            try? FileManager.default.removeItem(at: temp)
+            if error is FFError { throw error }
+            let reason = (error as NSError).userInfo[NSUnderlyingErrorKey].map { "\($0)" } ?? error.localizedDescription
+            throw FFError(.io, "Cannot write \(url.path): \(DirectoryLock.plain(reason)). Nothing was written; an "
+                + "existing file there is unchanged.", file: url)
         }
-        try commit(temp, to: url)
     }
 
     /// Hex SHA-256 of a file's bytes (what `sha256sum` prints).

@@ -210,3 +210,26 @@ extension Checkpoint {
         }
     }
 }
+
+extension Checkpoint {
+    /// A digest of the model's weights alone (`params/` and `buffers/` tensors, not the
+    /// optimizer state or attributes), read from the integrity record without parsing HDF5:
+    /// a run's best.h5 and a weights-only export of it share it. Nil for files without a
+    /// record (older checkpoints, other tools' files).
+    public static func weightsDigest(of url: URL) -> String? {
+        guard let h = FileHandle(forReadingAtPath: url.path) else { return nil }
+        defer { try? h.close() }
+        let head = [UInt8]((try? h.read(upToCount: 64 << 10)) ?? Data())
+        guard head.starts(with: Array(integrityMagic.utf8)), let end = head.firstIndex(of: 0) ?? Optional(head.count),
+              let text = String(validating: head[..<end], as: UTF8.self) else { return nil }
+        var entries: [String] = []
+        for line in text.split(separator: "\n") where line.hasPrefix("tensor ") {
+            let f = line.split(separator: " ", maxSplits: 4).map(String.init)
+            guard f.count == 5, f[4].hasPrefix("params/") || f[4].hasPrefix("buffers/") else { continue }
+            entries.append("\(f[4])\u{0}\(f[3])")
+        }
+        guard !entries.isEmpty else { return nil }
+        let bytes = Array(entries.sorted().joined(separator: "\n").utf8)
+        return bytes.withUnsafeBytes { sha256($0) }
+    }
+}

@@ -6,10 +6,11 @@ import Glibc
 /// An exclusive lock on an output directory (`repro run`, `repro prep`), so two processes
 /// never write into one directory at once. It is a `flock` on DIR/.repro.lock: the kernel
 /// drops it when the holder exits in any way (also kill -9), so a lock is never stale. The
-/// file names the holder, for the message another process prints.
+/// file names the holder, for the message another process prints, and is removed on release.
 public final class DirectoryLock {
     public static let fileName = ".repro.lock"
     public let directory: URL
+    private let lockURL: URL
     private var fd: Int32 = -1
 
     /// Creates `directory` if needed and takes the lock, or throws `.busy` naming the holder.
@@ -17,20 +18,36 @@ public final class DirectoryLock {
         self.directory = directory
         try DirectoryLock.createDirectory(directory)
         let url = directory.appendingPathComponent(DirectoryLock.fileName)
-        let fd = open(url.path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else {
-            throw FFError(.io, "Cannot create the lock file \(url.path): \(String(cString: strerror(errno))). Check that "
-                + "\(directory.path) is writable.", file: url)
-        }
-        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
-            let busy = errno == EWOULDBLOCK
-            let holder = DirectoryLock.holder(fd)
-            close(fd)
-            if busy {
-                throw FFError(.busy, "\(directory.path) is in use by another repro process (\(holder)). Wait for it to "
-                    + "finish, or choose another output directory.", file: directory)
+        lockURL = url
+        var fd: Int32 = -1
+        // The holder removes the file when it lets go; a process that locked the file just
+        // before that removal holds a lock on a name that no longer exists, so it retries.
+        for _ in 0..<100 {
+            fd = open(url.path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+            guard fd >= 0 else {
+                throw FFError(.io, "Cannot create the lock file \(url.path): \(String(cString: strerror(errno))). Check that "
+                    + "\(directory.path) is writable.", file: url)
             }
-            throw FFError(.io, "Cannot lock \(url.path): \(String(cString: strerror(errno))).", file: url)
+            if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+                let busy = errno == EWOULDBLOCK
+                let holder = DirectoryLock.holder(fd)
+                close(fd)
+                if busy {
+                    throw FFError(.busy, "\(directory.path) is in use by another repro process (\(holder)). Wait for it to "
+                        + "finish, or choose another output directory.", file: directory)
+                }
+                throw FFError(.io, "Cannot lock \(url.path): \(String(cString: strerror(errno))).", file: url)
+            }
+            var held = stat(), named = stat()
+            if fstat(fd, &held) == 0, stat(url.path, &named) == 0, held.st_ino == named.st_ino, held.st_dev == named.st_dev {
+                break
+            }
+            close(fd)
+            fd = -1
+        }
+        guard fd >= 0 else {
+            throw FFError(.busy, "\(directory.path) is being locked and released by other processes in quick "
+                + "succession; try again.", file: directory)
         }
         self.fd = fd
         let text = "pid \(getpid()): \(purpose), since \(ISO8601DateFormatter().string(from: Date()))\n"
@@ -40,9 +57,12 @@ public final class DirectoryLock {
 
     deinit { release() }
 
-    /// Drops the lock (also done when the object goes away or the process ends).
+    /// Drops the lock and removes the lock file, so finished folders carry no `.repro.lock`
+    /// (also done when the object goes away; a killed process leaves the file, which holds
+    /// no lock: the kernel dropped it).
     public func release() {
         if fd >= 0 {
+            unlink(lockURL.path)
             close(fd)
             fd = -1
         }

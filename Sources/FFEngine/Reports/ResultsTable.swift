@@ -44,11 +44,12 @@ public enum ResultsTable {
             out.append(row([g.name, String(g.runs.count), seeds, predictors, epochs]
                            + predictorMetrics.map { m in fmt(recs.compactMap(m.value)) }))
         }
-        let bestReadouts = groups.map { g in Set(g.runs.compactMap(\.record.bestPredReadout)).sorted() }
-        if bestReadouts.contains(where: { !$0.isEmpty }) {
+        // Per seed, in the order of the seeds column: "5, 5, 4" is not the set {4, 5}.
+        if groups.contains(where: { $0.runs.contains { $0.record.bestPredReadout != nil } }) {
             out.append("")
-            out.append("Best Pred readout chosen on validation: " + zip(groups, bestReadouts).map { g, b in
-                "\(g.name): \(b.isEmpty ? "-" : b.map(String.init).joined(separator: ", "))"
+            out.append("Best Pred readout chosen on validation, per seed: " + groups.map { g in
+                let b = g.runs.map { r in r.record.bestPredReadout.map { "\($0)" } ?? "-" }
+                return "\(g.name): " + zip(g.seeds, b).map { "seed \($0) → \($1)" }.joined(separator: ", ")
             }.joined(separator: "; ") + ".")
         }
         out += readoutTables(groups)

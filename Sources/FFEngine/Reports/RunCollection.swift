@@ -18,6 +18,28 @@ public struct RunGroup {
     public var seeds: [UInt64] { runs.map(\.record.seed) }
 }
 
+extension RunSummary {
+    /// The checkpoint file the record's numbers come from: a run folder's best.h5, or the
+    /// file an eval record names (as given, else next to the record).
+    var checkpointFile: URL? {
+        guard let name = record.checkpoint else { return nil }
+        if record.kind == "run" { return path.appendingPathComponent(name) }
+        let given = URL(fileURLWithPath: name)
+        if FileManager.default.fileExists(atPath: given.path) { return given }
+        let beside = path.deletingLastPathComponent().appendingPathComponent(name)
+        return FileManager.default.fileExists(atPath: beside.path) ? beside : nil
+    }
+
+    /// Same config (seed included) and same weights: the same model measured twice. Weights
+    /// are known by their digest; without a readable checkpoint, by the epoch it holds
+    /// (a run is deterministic for its config).
+    var modelIdentity: String {
+        let weights = checkpointFile.flatMap(Checkpoint.weightsDigest(of:))
+            ?? "epoch \(record.checkpointEpoch.map(String.init) ?? "?")/\(record.epochsTrained.map(String.init) ?? "?")"
+        return "\(record.configHash) \(record.dataset?.fingerprint ?? "") \(weights)"
+    }
+}
+
 /// Finds runs on disk and groups them.
 public enum RunCollection {
     /// The results.json a path stands for: a run folder, or a record file.
@@ -51,6 +73,23 @@ public enum RunCollection {
     /// A folder that is not a run but holds finished runs is one group (a sweep); the
     /// other paths are single runs, grouped by config apart from the seed and by dataset.
     public static func groups(_ paths: [URL]) throws -> [RunGroup] {
+        try groups(paths, notes: { _ in })
+    }
+
+    /// As above; a record of a model already counted (an eval record of a run's best.h5, a
+    /// run given twice) is left out with a note, so it is not taken for another seed.
+    public static func groups(_ paths: [URL], notes: (String) -> Void) throws -> [RunGroup] {
+        var seen: [String: URL] = [:]
+        func fresh(_ r: RunSummary) -> Bool {
+            let id = r.modelIdentity
+            if let first = seen[id] {
+                notes("note: \(r.path.path) measures the same model as \(first.path) (same config, seed and weights); "
+                    + "counted once")
+                return false
+            }
+            seen[id] = r.path
+            return true
+        }
         var groups: [RunGroup] = []
         var loose: [(key: String, run: RunSummary)] = []
         for p in paths {
@@ -60,10 +99,12 @@ public enum RunCollection {
                     throw FFError(.missing, "\(p.path) is neither a finished run (no results.json) nor a folder of "
                         + "finished runs (a sweep).", file: p)
                 }
-                let runs = try inside.map { try load(run: $0) }
+                let runs = try inside.map { try load(run: $0) }.filter(fresh)
+                guard !runs.isEmpty else { continue }
                 groups.append(RunGroup(name: "\(runs[0].record.recipe) (\(p.lastPathComponent))", runs: runs))
             } else {
                 let r = try load(run: p)
+                guard fresh(r) else { continue }
                 var c = r.record.config
                 c.seed = 0
                 loose.append(("\(RunCheckpoint.configHash(c)) \(r.record.dataset?.fingerprint ?? "")", r))

@@ -158,7 +158,7 @@ public enum RunPlot {
             } + [series(g.runs, label: "head", color: "#000000", dashed: true) { $0.trainHeadLoss }].compactMap { $0 }
             let predictor = g.runs.first.map { Report.predictorName($0.record.config) } ?? "predictor"
             let pred = [
-                series(g.runs, label: "predictor, val", color: "#000000") { 100 * $0.valSelected },
+                series(g.runs, label: "predictor, val", color: "#000000") { $0.valSelected.map { 100 * $0 } },
                 series(g.runs, label: "head, train acc", color: "#555555", dashed: true) { $0.trainHeadAccuracy.map { 100 * $0 } },
             ].compactMap { $0 }
             let py = y + top + 12

@@ -16,8 +16,9 @@ public struct EpochRecord: Equatable {
     public var valUnitAccuracy: [Double]
     public var valHeadAccuracy: Double?
     public var valHeadTop5: Double?
-    /// Selection metric of this run on validation (head, or best layer for Best Pred).
-    public var valSelected: Double
+    /// Selection metric of this run on validation (head, or best layer for Best Pred);
+    /// nil when the run has no validation images (then the last epoch is selected).
+    public var valSelected: Double?
     /// 1-based readout with the best validation accuracy.
     public var bestLayer: Int?
     /// DTG-FF: T_l per layer after the epoch.
@@ -25,7 +26,7 @@ public struct EpochRecord: Equatable {
 
     public init(epoch: Int, lr: Double, seconds: Double, imagesPerSecond: Double, trainUnitLoss: [Double],
                 trainUnitAccuracy: [Double], trainHeadLoss: Double?, trainHeadAccuracy: Double?,
-                valUnitAccuracy: [Double], valHeadAccuracy: Double?, valHeadTop5: Double?, valSelected: Double,
+                valUnitAccuracy: [Double], valHeadAccuracy: Double?, valHeadTop5: Double?, valSelected: Double?,
                 bestLayer: Int?, temperatures: [Double]?) {
         self.epoch = epoch
         self.lr = lr
@@ -46,7 +47,8 @@ public struct EpochRecord: Equatable {
     /// The validation selection metric on the grid the files store (percent, 6 decimals),
     /// so that a value read back from a checkpoint ranks exactly like the one computed:
     /// a resumed run picks the same best epoch as an uninterrupted one.
-    public var selectionRank: Int64 { Int64((valSelected * 1e8).rounded()) }
+    /// Without validation every epoch ranks alike (the run keeps the last one).
+    public var selectionRank: Int64 { valSelected.map { Int64(($0 * 1e8).rounded()) } ?? Int64.min }
 
     /// Percent with 6 decimals: k/n accuracies print as short decimals.
     static func pct(_ x: Double) -> Double { (x * 1e8).rounded() / 1e6 }
@@ -106,7 +108,7 @@ extension EpochRecord: Codable {
             valUnitAccuracy = try c.decode([Double].self, forKey: .valReadoutAccPct).map { $0 / 100 }
             valHeadAccuracy = frac(try c.decodeIfPresent(Double.self, forKey: .valHeadAccPct))
             valHeadTop5 = frac(try c.decodeIfPresent(Double.self, forKey: .valHeadTop5Pct))
-            valSelected = try c.decode(Double.self, forKey: .valSelectedPct) / 100
+            valSelected = try c.decodeIfPresent(Double.self, forKey: .valSelectedPct).map { $0 / 100 }
             bestLayer = try c.decodeIfPresent(Int.self, forKey: .bestReadout)
         } else {
             let l = try decoder.container(keyedBy: LegacyKey.self)

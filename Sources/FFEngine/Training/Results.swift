@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// results.json of a run and the record `repro eval --out` writes: schema v2
 /// (docs/results.md). Accuracies are percent, in keys ending in `_pct`; every key is
@@ -137,9 +140,11 @@ public struct ResultsRecord: Codable, Equatable {
         self.checkpointEpoch = checkpointEpoch
         self.epochsTrained = epochsTrained
         epochsPlanned = config.epochs
-        let best = history.max { $0.selectionRank < $1.selectionRank }
+        // Without validation the run keeps its last epoch (Run.swift) and there is no val %.
+        let validated = history.contains { $0.valSelected != nil }
+        let best = validated ? history.max { $0.selectionRank < $1.selectionRank } : history.last
         bestEpoch = best?.epoch
-        bestValPct = best.map { pct($0.valSelected) }
+        bestValPct = best?.valSelected.map { pct($0) }
         predictor = Report.predictorName(config)
         readouts = []
         if let t = tally {
@@ -175,6 +180,36 @@ public struct ResultsRecord: Codable, Equatable {
     }
 
     public func write(to url: URL) throws { try AtomicFile.write(try encoded(), to: url) }
+
+    /// Refuses an `eval --out` target that would destroy something else: the checkpoint being
+    /// evaluated (always), a directory, any `.h5`, or an existing file that is not an eval
+    /// record (unless `overwrite`). Checked before the evaluation, so nothing is computed in vain.
+    public static func checkEvalOutput(_ url: URL, checkpoint: URL, overwrite: Bool) throws {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) else { return }
+        if isDir.boolValue {
+            throw FFError(.invalidArgument, "--out \(url.path) is a directory; give a file name (for example "
+                + "\(url.appendingPathComponent("eval.json").path)).", file: url)
+        }
+        var a = stat(), b = stat()
+        if url.standardizedFileURL.path == checkpoint.standardizedFileURL.path
+            || (stat(url.path, &a) == 0 && stat(checkpoint.path, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev) {
+            throw FFError(.invalidArgument, "--out \(url.path) is the checkpoint being evaluated; writing the record "
+                + "there would replace its weights. Choose another file (for example eval.json).", file: url)
+        }
+        if overwrite { return }
+        if url.pathExtension.lowercased() == "h5" {
+            throw FFError(.invalidArgument, "--out \(url.path) exists and is an .h5 file (a checkpoint or dataset shard), "
+                + "not an eval record; choose another file, or add --overwrite to replace it.", file: url)
+        }
+        let size = AtomicFile.size(of: url) ?? 0
+        let head = size <= 16 << 20 ? FileManager.default.contents(atPath: url.path) : nil
+        let object = head.flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
+        guard object?["kind"] as? String == "eval", object?["schema_version"] != nil else {
+            throw FFError(.invalidArgument, "--out \(url.path) exists and is not an eval record (\(size) bytes); "
+                + "choose another file, or add --overwrite to replace it.", file: url)
+        }
+    }
 
     /// Reads a results.json / eval record; the error names the file and what is wrong.
     public static func read(_ url: URL) throws -> ResultsRecord {

@@ -164,6 +164,9 @@ public final class TrainingRun {
                                    readoutLabels: net.readoutLabels, bestReadout: result.bestLayer,
                                    checkpoint: checkpointEpoch == nil ? nil : "best.h5", checkpointEpoch: checkpointEpoch,
                                    history: history, epochsTrained: result.epochsTrained)
+        if data.test == nil {
+            log("no test split: nothing was tested, so results.json holds null for every test number")
+        }
         if let tally {
             result.test = tally
             let (top1, top5) = Report.selected(tally, config: config, bestLayer: result.bestLayer)
@@ -185,7 +188,10 @@ public final class TrainingRun {
     /// source folder's (a branch), or else makes the resumed checkpoint the best so far, so
     /// the final test never names a best.h5 that is missing or from another epoch.
     private func initialBest(_ history: [EpochRecord], trainer: Trainer, state: RunState) throws -> (rank: Int64, epoch: Int)? {
-        guard let resume, let top = history.max(by: { $0.selectionRank < $1.selectionRank }) else { return nil }
+        // Without validation the last epoch is the selected one, as in a run never interrupted.
+        let validated = history.contains { $0.valSelected != nil }
+        guard let resume, let top = validated ? history.max(by: { $0.selectionRank < $1.selectionRank }) : history.last
+        else { return nil }
         func holdsBest(_ url: URL) -> Bool {
             guard let info = try? RunCheckpoint.describe(url) else { return false }
             return info.epoch == top.epoch && RunCheckpoint.differences(info.config, config).allSatisfy { $0 == "epochs" }
@@ -247,13 +253,11 @@ public final class TrainingRun {
         let local = !trainer.net.readouts.isEmpty
         let valUnits = val?.unitAccuracy ?? []
         let bestLayer = local ? val?.bestLayer : nil
-        var selected: Double
+        var selected: Double?
         if let val {
-            selected = config.pred == "best" ? valUnits[bestLayer! - 1] : val.headAccuracy
-        } else {
-            selected = config.pred == "best" ? (tally.unitAccuracy.max() ?? 0) : tally.headAccuracy
+            let s = config.pred == "best" ? valUnits[bestLayer! - 1] : val.headAccuracy
+            selected = s.isFinite ? s : 0
         }
-        if !selected.isFinite { selected = 0 }
         return EpochRecord(
             epoch: epoch + 1, lr: lr, seconds: seconds, imagesPerSecond: Double(tally.count) / max(seconds, 1e-9),
             trainUnitLoss: local ? tally.unitMeanLoss : [], trainUnitAccuracy: local ? tally.unitAccuracy : [],

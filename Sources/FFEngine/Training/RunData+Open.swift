@@ -154,8 +154,9 @@ extension RunData {
         let train = try ShardLoader(directory: dir, split: "train", options: LoaderOptions(
             seed: c.seed, shuffle: true, augmentation: aug, subset: c.subset, labelKey: c.labels,
             subsetSeed: c.subsetSeed, resize: c.resize, color: colorAugmentation(c), scaling: inputScaling(c)))
+        // An empty split is no split: nothing is measured on it, so nothing is reported as 0 %.
         func eval(_ split: String) throws -> ShardLoader? {
-            choice.index.splits[split] == nil ? nil : try evaluationLoader(choice, split: split)
+            (choice.index.splits[split]?.count ?? 0) == 0 ? nil : try evaluationLoader(choice, split: split)
         }
         return RunData(train: train, val: try eval("val"), test: try eval("test"), dataset: choice.info)
     }
@@ -166,6 +167,12 @@ extension RunData {
         guard choice.index.splits[split] != nil else {
             throw FFError(.invalidArgument, "Dataset \(choice.directory.path) has no '\(split)' split; it has "
                 + choice.index.splits.keys.sorted().joined(separator: ", ") + ".", file: choice.directory)
+        }
+        if choice.index.splits[split]?.count == 0 {
+            let others = choice.index.splits.filter { $0.value.count > 0 }.keys.sorted()
+            throw FFError(.invalidArgument, "Dataset \(choice.directory.path) has no images in its '\(split)' split "
+                + "(splits with images: \(others.isEmpty ? "none" : others.joined(separator: ", "))); there is nothing "
+                + "to evaluate.", file: choice.directory)
         }
         let aug = trainAugmentation(c, storedSize: c.resize ?? min(choice.index.imageSize[0], choice.index.imageSize[1])).evaluation
         return try ShardLoader(directory: choice.directory, split: split, options: LoaderOptions(
