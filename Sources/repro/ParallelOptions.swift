@@ -27,6 +27,10 @@ struct ParallelOptions: ParsableArguments {
             }
             return m
         }
+        // Checked with or without MPI: a bad value must not wait for the day it is used.
+        guard mpiTimeout.isFinite, mpiTimeout > 0 else {
+            throw FFError(.invalidArgument, "--mpi-timeout \(mpiTimeout) must be a positive number of seconds.")
+        }
         guard MPIWorld.launched else {
             if mode != nil || stages != nil {
                 FileHandle.standardError.write(Data(("note: --parallel/--stages apply to runs started by mpirun or "
@@ -34,7 +38,6 @@ struct ParallelOptions: ParsableArguments {
             }
             return nil
         }
-        guard mpiTimeout > 0 else { throw FFError(.invalidArgument, "--mpi-timeout must be positive.") }
         let world = try MPIWorld.start()
         world.timeout = mpiTimeout
         return try ParallelTraining(world: world, mode: mode ?? .data, stages: stages, order: reduce)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import DataPrep
 import FFEngine
 import Foundation
 
@@ -20,6 +21,9 @@ struct PredictCommand: ParsableCommand {
     @Flag(help: "Print one JSON document (a list with one object per image).") var json = false
     @Option(help: "Dataset directory, for checkpoints written before they carried their dataset's statistics.")
     var data: String?
+    @Option(name: .customLong("max-image-pixels"), parsing: .unconditional,
+            help: "Refuse images declaring more pixels than this (decompression bombs; default 89478485, as PIL).")
+    var maxImagePixels: UInt64 = PrepOptions.defaultMaxImagePixels
     @OptionGroup var threading: ThreadOptions
 
     func run() throws {
@@ -32,7 +36,12 @@ struct PredictCommand: ParsableCommand {
                 let info = try RunCheckpoint.describe(url)
                 fallback = try RunData.choose(info.config, directory: URL(fileURLWithPath: data, isDirectory: true)).info
             }
+            guard PrepOptions.maxImagePixelsRange.contains(maxImagePixels) else {
+                throw FFError(.invalidArgument, "--max-image-pixels \(maxImagePixels) is outside "
+                    + "1...\(PrepOptions.maxImagePixelsRange.upperBound).")
+            }
             let predictor = try Predictor(threading.context(), checkpoint: url, dataset: fallback)
+            predictor.preprocessor.maxImagePixels = maxImagePixels
             let results = try predictor.predict(images, top: top)
             if json {
                 let enc = JSONEncoder()

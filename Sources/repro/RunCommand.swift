@@ -47,6 +47,14 @@ struct RecipeOverrides: ParsableArguments {
         if let v = precision { c.precision = v }
         for s in sets { c = try c.setting(s) }
         try c.validate()
+        var keys = sets.compactMap { $0.split(separator: "=", maxSplits: 1).first.map(String.init) }
+        if alpha != nil { keys.append("alpha") }
+        for key in keys {
+            if let why = c.noEffect(key) {
+                throw FFError(.invalidArgument, "\(key == "alpha" && alpha != nil ? "--alpha" : "--set \(key)") has no "
+                    + "effect for \(c.name): \(why). Leave it out, or change the setting it depends on too.")
+            }
+        }
         return c
     }
 
@@ -81,15 +89,12 @@ struct RecipeOverrides: ParsableArguments {
 /// A path option that must name an existing regular file.
 func existingFile(_ path: String, option: String) throws -> URL {
     let url = URL(fileURLWithPath: (path as NSString).expandingTildeInPath)
-    var isDir: ObjCBool = false
-    guard !path.isEmpty, FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) else {
+    guard !path.isEmpty, FileManager.default.fileExists(atPath: url.path) else {
         throw FFError(.missing, "\(option) \(url.path) does not exist; `repro run NAME` writes best.h5 and last.h5 into "
             + "its run folder (runs/NAME/<date>-<time>/).", file: url)
     }
-    if isDir.boolValue {
-        throw FFError(.invalidArgument, "\(option) \(url.path) is a directory; pass a checkpoint file such as "
-            + "\(url.appendingPathComponent("best.h5").path).", file: url)
-    }
+    try RegularFile.check(url, what: option, hint: "Pass a checkpoint file such as "
+        + "\(url.appendingPathComponent("best.h5").path).")
     return url
 }
 
@@ -193,6 +198,7 @@ struct RunCommand: ParsableCommand {
                                       resume: checkpoint)
             run.overwrite = overwrite
             run.parallel = parallel
+            if parallel == nil { Self.reportInterruptions(run) }
             if parallel?.isRoot == false {
                 run.log = { _ in }
                 run.showProgress = false
@@ -202,6 +208,37 @@ struct RunCommand: ParsableCommand {
             print("run folder: \(run.directory.path)")
             print("checkpoints: best.h5 (epoch \(result.record?.checkpointEpoch ?? result.bestEpoch ?? 0)), last.h5; "
                 + "metrics.jsonl, metrics.csv, results.json")
+        }
+    }
+
+    /// Ctrl-C / SIGTERM: say where the run stopped and how it continues, then exit 128 + signal.
+    static func reportInterruptions(_ run: TrainingRun) {
+        let phase = NSLock()
+        var now = "setup"
+        run.onPhase = { p in phase.lock(); now = p; phase.unlock() }
+        let dir = run.directory.path
+        Interrupts.install { sig in
+            phase.lock()
+            let at = now
+            phase.unlock()
+            let resumable = FileManager.default.fileExists(atPath: run.lastCheckpoint.path)
+            let message: String
+            if resumable {
+                message = "interrupted \(at == "test" ? "during the final test" : at == "setup" ? "before training" : "in \(at)"); "
+                    + "the last finished epoch is in \(dir)/last.h5. Continue with: repro run --resume \(dir)"
+            } else {
+                message = "interrupted \(at == "setup" ? "before training" : "in \(at)") before any epoch finished: there "
+                    + "is nothing to resume. Start again with the same options (add --out \(dir) --overwrite to reuse "
+                    + "the folder)."
+            }
+            // This process's half-written temporaries and its lock file go too (the kernel
+            // drops the lock itself at exit); the finished checkpoints are untouched.
+            let mine = ".tmp.\(getpid())"
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+            where name.hasSuffix(mine) || name == DirectoryLock.fileName {
+                unlink(dir + "/" + name)
+            }
+            Interrupts.exit(sig, message: message)
         }
     }
 

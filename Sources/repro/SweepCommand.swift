@@ -35,6 +35,12 @@ struct SweepCommand: ParsableCommand {
         return out
     }
 
+    /// An argument as a POSIX shell reads it back.
+    static func quoted(_ a: String) -> String {
+        let plain = a.allSatisfy { $0.isLetter || $0.isNumber || "-_./=,:+@%".contains($0) }
+        return plain && !a.isEmpty ? a : "'" + a.replacingOccurrences(of: "'", with: "'\\''") + "'"
+    }
+
     func run() throws {
         try Repro.guarded {
             let list = seeds.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
@@ -53,6 +59,10 @@ struct SweepCommand: ParsableCommand {
             let args = Array(CommandLine.arguments.dropFirst())
             let sweepIndex = args.firstIndex(of: "sweep") ?? 0
             let passed = SweepCommand.passedOn(Array(args[(sweepIndex + 1)...]))
+            // Ctrl-C reaches only the sweep (Foundation starts children in their own process
+            // group): pass the signal on to the running child, wait for it, then stop.
+            let child = ChildProcess()
+            Interrupts.install { sig in child.forward(sig) }
             print("sweep \(config.name) over seeds \(parsed.map(String.init).joined(separator: ", ")) into \(sweep.path)")
             for seed in parsed {
                 let dir = sweep.appendingPathComponent("seed-\(seed)")
@@ -73,15 +83,45 @@ struct SweepCommand: ParsableCommand {
                 p.executableURL = exe
                 p.arguments = childArgs
                 try p.run()
+                child.set(p.processIdentifier)
                 p.waitUntilExit()
-                if p.terminationStatus != 0 {
-                    throw FFError("the run of seed \(seed) failed (exit \(p.terminationStatus)); the finished seeds are kept. "
-                        + "Rerun with --out \(sweep.path) to continue the sweep.")
+                child.set(0)
+                let status = p.terminationReason == .uncaughtSignal ? 128 + p.terminationStatus : p.terminationStatus
+                let again = (["repro"] + args + (out == nil ? ["--out", sweep.path] : [])).map(SweepCommand.quoted)
+                    .joined(separator: " ")
+                if let sig = child.signal {
+                    Interrupts.exit(sig, message: "sweep interrupted during seed \(seed); the finished seeds are kept. "
+                        + "Continue with: \(again)")
+                }
+                if status != 0 {
+                    FileHandle.standardError.write(Data(("error: the run of seed \(seed) failed: \(Interrupts.describe(status: status)) "
+                        + "(exit \(status)); the finished seeds are kept. Continue with: \(again)\n").utf8))
+                    throw ExitCode(status)
                 }
             }
             print("")
             print(ResultsTable.markdown(try RunCollection.groups([sweep])))
             print("table: repro table \(sweep.path)    plot: repro plot \(sweep.path) --out curves.svg")
         }
+    }
+}
+
+/// The sweep's running child, and the signal the sweep was asked to stop with.
+final class ChildProcess {
+    private let lock = NSLock()
+    private var pid: Int32 = 0
+    private var received: Int32?
+
+    func set(_ pid: Int32) { lock.lock(); self.pid = pid; lock.unlock() }
+
+    var signal: Int32? { lock.lock(); defer { lock.unlock() }; return received }
+
+    /// Passes `sig` to the child (which reports where it stopped); without one, stops now.
+    func forward(_ sig: Int32) {
+        lock.lock()
+        received = sig
+        let p = pid
+        lock.unlock()
+        if p > 0 { kill(p, sig) } else { Interrupts.exit(sig, message: "sweep interrupted between runs.") }
     }
 }

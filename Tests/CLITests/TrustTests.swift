@@ -3,29 +3,30 @@ import Foundation
 import TestScratch
 import XCTest
 
-/// What a researcher reads must come from what was measured, and no command destroys a
-/// file it was not asked to replace (issue 18, second trust round), through the binary.
-final class TrustTests: XCTestCase {
-    /// A workspace with data/toy (train/test image folder) and one finished 1-epoch run.
-    static var work: URL!
-    static var run: URL!
-
-    override class func setUp() {
-        super.setUp()
+/// data/toy (a train/test image folder, converted) and one finished 1-epoch run of a tiny
+/// model in runs/one, made once for the trust tests.
+enum TrustWorkspace {
+    static let shared: (work: URL, run: URL) = {
         let w = Scratch.directory("cli-trust")
-        work = w
         let cli = CLI(cwd: w)
         try! ImageFolderFixture.write(w.appendingPathComponent("toy"), train: 8, test: 4)
         precondition(try! cli.run(["prep", "imagefolder", "--src", "toy", "--size", "16", "--out", "data/toy", "--quiet"]).status == 0)
-        run = w.appendingPathComponent("runs/one")
+        let run = w.appendingPathComponent("runs/one")
         let r = try! cli.run(["run", "asge-cifar10", "--data", "data/toy", "--epochs", "1", "--out", run.path] + tinyModel)
         precondition(r.status == 0, r.all)
-    }
+        return (w, run)
+    }()
+}
 
+/// What a researcher reads must come from what was measured, and no command destroys a
+/// file it was not asked to replace (issue 18, second trust round), through the binary.
+final class TrustTests: XCTestCase {
+    static var work: URL { TrustWorkspace.shared.work }
+    static var run: URL { TrustWorkspace.shared.run }
     var cli: CLI { CLI(cwd: TrustTests.work) }
 
     func testEmptySplitsAreNullNotZero() throws {
-        let w = TrustTests.work!
+        let w = TrustTests.work
         // Two images per class: the conversion has train images only (val 0, test 0).
         try ImageFolderFixture.writeFlat(w.appendingPathComponent("tiny"), perClass: 2)
         try cli.ok(["prep", "imagefolder", "--src", "tiny", "--size", "16", "--out", "data/tiny", "--quiet"])
@@ -89,13 +90,13 @@ final class TrustTests: XCTestCase {
     }
 
     func testFinishedRunAndDatasetCarryNoLockFile() throws {
-        for dir in [TrustTests.run!, TrustTests.work.appendingPathComponent("data/toy")] {
+        for dir in [TrustTests.run, TrustTests.work.appendingPathComponent("data/toy")] {
             XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent(".repro.lock").path), dir.path)
         }
     }
 
     func testTableCountsOneCheckpointOnceAndGivesReadoutsPerSeed() throws {
-        let run = TrustTests.run!
+        let run = TrustTests.run
         let record = Scratch.directory("table").appendingPathComponent("eval.json")
         try cli.ok(["eval", "--checkpoint", run.appendingPathComponent("best.h5").path, "--out", record.path])
         let r = try cli.ok(["table", run.path, record.path])

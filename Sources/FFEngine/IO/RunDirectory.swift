@@ -55,10 +55,14 @@ public final class RunDirectory {
         var what = present.joined(separator: ", ")
         if let info = try? RunCheckpoint.describe(folder.last) { what += "; last.h5 is \(info.config.name) after epoch \(info.epoch)" }
         let how = continuing ? "its config.json belongs to a different run (\(what))" : "it holds another run (\(what))"
+        // A run stopped before its first epoch ended has no last.h5: --resume cannot continue it.
+        let resumable = fm.fileExists(atPath: folder.last.path)
         throw FFError(.invalidArgument, "Run folder \(url.path) cannot take this run: \(how). A run never replaces "
             + "another run's files unasked. Leave out --out (each run gets a new folder under \(RunFolder.defaultRoot.path)/), "
-            + "choose an empty --out, continue the run that is there with --resume \(url.path), or add --overwrite to "
-            + "replace it.", file: url)
+            + "choose an empty --out, "
+            + (resumable ? "continue the run that is there with --resume \(url.path), or add --overwrite to replace it."
+                : "or add --overwrite to replace it (no epoch of it finished: it has no last.h5, so there is nothing to "
+                    + "resume)."), file: url)
     }
 
     deinit { lock.release() }

@@ -21,7 +21,11 @@ public struct SafeTensors {
     static let floatSizes = ["F32": 4, "F16": 2, "BF16": 2, "F64": 8]
     static let intSizes = ["I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1, "U16": 2, "U32": 4, "U64": 8]
     /// Headers are small (names and shapes); a larger one means a damaged or hostile file.
-    static let maxHeaderBytes = 100 << 20
+    /// Bounds on what a header may ask of memory: Foundation's JSON objects take ~4 kB per
+    /// entry, so 1.6 M tiny entries once cost 6.4 GB. The largest published CNN state dicts
+    /// have a few thousand tensors and headers of ~200 kB.
+    static let maxHeaderBytes = 16 << 20
+    static let maxEntries = 100_000
 
     public let url: URL
     public let metadata: [String: String]
@@ -35,6 +39,7 @@ public struct SafeTensors {
         func bad(_ why: String) -> FFError {
             FFError(.corrupt, "\(url.path) is not a readable safetensors file: \(why).", file: url)
         }
+        try RegularFile.check(url, what: "safetensors file", hint: "Give a .safetensors file.")
         guard let h = FileHandle(forReadingAtPath: url.path) else {
             throw FFError(.missing, "cannot open \(url.path): the file does not exist or is not readable.", file: url)
         }
@@ -46,8 +51,22 @@ public struct SafeTensors {
         guard n >= 2, n <= UInt64(maxHeaderBytes), Int(n) + 8 <= fileSize else {
             throw bad("its header length \(n) does not fit a file of \(fileSize) bytes")
         }
-        guard let headerData = try h.read(upToCount: Int(n)), headerData.count == Int(n),
-              let root = try? JSONSerialization.jsonObject(with: headerData) as? [String: Any] else {
+        guard let headerData = try h.read(upToCount: Int(n)), headerData.count == Int(n) else {
+            throw bad("its header is cut short")
+        }
+        // Counted before parsing: every entry has exactly one "data_offsets" key.
+        let entryCount = headerData.withUnsafeBytes { raw -> Int in
+            let key = Array("data_offsets".utf8), b = raw.bindMemory(to: UInt8.self)
+            var count = 0, i = 0
+            while i + key.count <= b.count {
+                if b[i] == key[0], zip(key.indices, key).allSatisfy({ b[i + $0] == $1 }) { count += 1; i += key.count } else { i += 1 }
+            }
+            return count
+        }
+        guard entryCount <= maxEntries else {
+            throw bad("its header lists \(entryCount) tensors, more than the \(maxEntries) a model file can hold")
+        }
+        guard let root = try? JSONSerialization.jsonObject(with: headerData) as? [String: Any] else {
             throw bad("its header is not a JSON object")
         }
         let dataStart = 8 + Int(n), dataSize = fileSize - dataStart

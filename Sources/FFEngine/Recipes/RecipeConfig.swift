@@ -332,7 +332,8 @@ public struct RecipeConfig: Codable, Equatable {
             for (key, value) in defaults where dict[key] == nil { dict[key] = value }
             return try decoder.decode(RecipeConfig.self, from: JSONSerialization.data(withJSONObject: dict))
         } catch {
-            throw FFError("\(source): the stored recipe config is not readable by this version of repro (\(error)).")
+            throw FFError(.corrupt, "\(source): the stored recipe config is not readable by this version of repro: "
+                + "\(FFError.plainJSON(error, text: text)).", path: source)
         }
     }
 

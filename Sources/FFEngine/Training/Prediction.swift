@@ -40,6 +40,8 @@ public struct ImagePreprocessor {
     public let storedSize: [Int]        // [H, W, C]
     public let augmentation: Augmentation
     public let inputShape: [Int]        // [C, H, W]
+    /// Images declaring more pixels are refused (decompression bombs); 0 = ffio's default.
+    public var maxImagePixels: UInt64 = 0
     let renderer: SampleRenderer
 
     public init(_ info: CheckpointInfo) throws {
@@ -73,7 +75,9 @@ public struct ImagePreprocessor {
         let (s, c) = (storedSize[0], storedSize[2])
         var rgb = [UInt8](repeating: 0, count: s * s * 3)
         var err = [CChar](repeating: 0, count: 512)
-        guard ffio_image_prepare(path, Int32(s), nil, &rgb, nil, nil, &err, err.count) == 0 else {
+        try RegularFile.check(URL(fileURLWithPath: path), what: "image", hint: "Give PNG or JPEG files.")
+        var limits = ffio_image_limits(max_pixels: maxImagePixels, max_file_bytes: 0)
+        guard ffio_image_prepare(path, Int32(s), &limits, &rgb, nil, nil, &err, err.count) == 0 else {
             throw FFError(.format, "Cannot read image \(path): \(String(cString: err)).", path: path)
         }
         if c == 3 { return rgb }
@@ -125,7 +129,7 @@ public struct ImagePrediction: Codable, Equatable {
 public final class Predictor {
     public let info: CheckpointInfo
     public let trainer: Trainer
-    public let preprocessor: ImagePreprocessor
+    public var preprocessor: ImagePreprocessor
     public let readoutLabels: [String]
 
     /// `dataset` stands in for the description of checkpoints older than schema v2.

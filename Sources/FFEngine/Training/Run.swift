@@ -46,6 +46,9 @@ public final class TrainingRun {
         fflush(stdout)
     }
     public var showProgress = true
+    /// What the run is doing, for a caller that reports interruptions: "epoch E" (1-based)
+    /// when an epoch starts, "test" when the final test starts.
+    public var onPhase: (String) -> Void = { _ in }
     /// A projected whole run longer than this gets a one-line estimate early in the first epoch.
     public var estimateThreshold: TimeInterval = 300
     /// Replace another run's files in the folder (else such a folder is refused).
@@ -117,6 +120,7 @@ public final class TrainingRun {
         var clock = RunClock(totalEpochs: config.epochs)
         for epoch in startEpoch..<config.epochs {
             let started = Date()
+            onPhase("epoch \(epoch + 1)")
             let record: EpochRecord
             do {
                 record = try trainEpoch(epoch, trainer: trainer, clock: clock, firstOfProcess: epoch == startEpoch)
@@ -153,6 +157,7 @@ public final class TrainingRun {
         }
         try parallel?.shareModel(trainer)
         var tally: Tally?
+        onPhase("test")
         if let test = data.test {
             let progress = Progress("test", total: test.sampleCount, unit: "img", enabled: showProgress)
             tally = try parallel?.evaluate(trainer, test, batchSize: config.microBatch, progress: progress)

@@ -109,6 +109,7 @@ public enum RunCheckpoint {
             throw FFError(.missing, "Checkpoint \(url.path) does not exist; `repro run NAME` writes best.h5 and "
                 + "last.h5 into its run folder (runs/NAME/<date>-<time>/).", file: url)
         }
+        try RegularFile.check(url, what: "Checkpoint", hint: "Give a run folder's best.h5 or last.h5.")
         return try info(Checkpoint.readAttributes(from: url), Checkpoint.readNumbers(from: url), url)
     }
 
@@ -158,9 +159,27 @@ public enum RunCheckpoint {
                     + "records (\(error)).", file: url)
             }
         }
+        // Counters are stored by repro; a value that is not one is damage, never "0".
+        func counter(_ key: String, max: Int) throws -> Int {
+            guard numbers[key] != nil || attrs[key] != nil else { return 0 }
+            guard let v = int(key), (0...max).contains(v) else {
+                let shown = attrs[key].map { "'\($0.prefix(40))\($0.count > 40 ? "..." : "")'" } ?? numbers[key]!.integer.map(String.init) ?? "\(numbers[key]!)"
+                let plan = key == "epoch" ? " (the stored config plans \(max) epochs)" : ""
+                throw FFError(.corrupt, "Checkpoint \(url.path): \(key) = \(shown) is not a count in 0...\(max)\(plan); "
+                    + "the file is damaged or was edited.", file: url)
+            }
+            return v
+        }
+        let epoch = try counter("epoch", max: config.epochs), step = try counter("step", max: 1 << 53)
         var dataset: DatasetInfo?
         if let name = attrs["dataset"], let size = ints("stored_size"), let mean = numbers["channel_mean"]?.reals,
            let std = numbers["channel_std"]?.reals {
+            guard mean.count == std.count, !mean.isEmpty, mean.allSatisfy(\.isFinite),
+                  std.allSatisfy({ $0.isFinite && $0 >= 0 }) else {
+                throw FFError(.corrupt, "Checkpoint \(url.path): the dataset statistics (channel_mean \(mean), "
+                    + "channel_std \(std)) are not finite per-channel values (std at least 0); the file is damaged or was "
+                    + "edited.", file: url)
+            }
             let names = attrs["class_names"].flatMap { try? EpochRecord.decoder.decode([String].self, from: Data($0.utf8)) }
             let counts = attrs["split_counts"].flatMap {
                 try? EpochRecord.decoder.decode([String: Int].self, from: Data($0.utf8))
@@ -170,8 +189,8 @@ public enum RunCheckpoint {
                                   labelKey: attrs["label_key"] ?? config.labels, classNames: names ?? [],
                                   official: int("dataset_official") == 1, splitCounts: counts ?? [:])
         }
-        return CheckpointInfo(config: config, inputShape: shape, classes: classes, epoch: int("epoch") ?? 0,
-                              step: int("step") ?? 0, history: history,
+        return CheckpointInfo(config: config, inputShape: shape, classes: classes, epoch: epoch,
+                              step: step, history: history,
                               configHash: attrs["config_hash"] ?? configHash(config), dataset: dataset)
     }
 

@@ -103,6 +103,7 @@ extension RunData {
         let dir = directory ?? DatasetCatalog.defaultDirectory(for: c.dataset)
         let index: DatasetIndex
         let hasIndex = FileManager.default.fileExists(atPath: dir.appendingPathComponent(ShardFormat.indexFileName).path)
+        if let given = directory, !hasIndex, let error = notAConversion(given, dataset: c.dataset) { throw error }
         if directory == nil || !hasIndex, DatasetCatalog.entries[c.dataset] != nil {
             // The catalog's messages name the prep command; for the default directory the
             // stored name must match too (data/cifar10 holding something else is a mistake).
@@ -140,6 +141,35 @@ extension RunData {
                 + "; no paper comparison"
         }
         return DatasetChoice(config: config, directory: dir, index: index, adaptation: note)
+    }
+
+    /// The error for a `--data` folder that is neither a conversion nor an unfinished one (no
+    /// shards), so the message does not ask to convert into it: an image folder is a source
+    /// for `repro prep imagefolder`; any other non-empty folder (`/`, a home folder) is simply
+    /// the wrong one. Nil for a missing, empty or partly converted folder (the catalog's
+    /// messages cover those).
+    static func notAConversion(_ dir: URL, dataset: String) -> FFError? {
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        guard fm.fileExists(atPath: dir.path, isDirectory: &isDir), isDir.boolValue,
+              let names = try? fm.contentsOfDirectory(atPath: dir.path), !names.isEmpty,
+              !names.contains(where: { $0.hasSuffix(".h5") || AtomicFile.isTemporaryName($0) }) else { return nil }
+        let imageExtensions: Set<String> = ["png", "jpg", "jpeg"]
+        func hasImages(_ d: URL, depth: Int) -> Bool {
+            let inside = ((try? fm.contentsOfDirectory(atPath: d.path)) ?? []).sorted().prefix(200)
+            if inside.contains(where: { imageExtensions.contains(($0 as NSString).pathExtension.lowercased()) }) { return true }
+            return depth > 0 && inside.contains { hasImages(d.appendingPathComponent($0), depth: depth - 1) }
+        }
+        let own = DatasetCatalog.entries[dataset].map { "\n  \($0.prepCommand)" } ?? ""
+        if hasImages(dir, depth: 2) {
+            let name = dir.standardizedFileURL.lastPathComponent
+            return FFError(.missing, "\(dir.path) holds images, not a converted dataset. Convert it into its own "
+                + "directory with:\n  repro prep imagefolder --src \(dir.path) --size <side> --out data/\(name)\n"
+                + "then pass --data data/\(name).", file: dir)
+        }
+        return FFError(.missing, "\(dir.path) is not a converted dataset (it has no \(ShardFormat.indexFileName) and no "
+            + "shards). Pass --data the directory `repro prep` wrote\(own.isEmpty ? "." : ", or create '\(dataset)' with:\(own)")",
+            file: dir)
     }
 
     /// Opens a chosen dataset for training: train with the recipe's augmentation and

@@ -64,8 +64,10 @@ public struct RunFolder {
         if isDir.boolValue {
             let dir = RunFolder(path)
             guard FileManager.default.fileExists(atPath: dir.last.path) else {
+                let stored = (try? dir.storedConfig())?.map { " (\(dir.config.path) holds its config: recipe \($0.name))" } ?? ""
                 throw FFError(.missing, "--resume \(path.path): the folder has no last.h5, so no epoch of that run "
-                    + "finished. Start the run again instead.", file: path)
+                    + "finished and there is nothing to continue\(stored). Start it again in the same folder with the "
+                    + "same options plus --out \(path.path) --overwrite, or without --out for a new folder.", file: path)
             }
             return (dir.last, dir)
         }

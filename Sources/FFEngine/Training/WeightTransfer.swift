@@ -38,10 +38,8 @@ public enum WeightTransfer {
     }
 
     static func open(_ url: URL) throws -> Source {
-        guard FileManager.default.fileExists(atPath: url.path) else {
-            throw FFError(.missing, "--init-from \(url.path): no such file. Give a .safetensors file or a checkpoint "
-                + "(.h5) written by repro.", file: url)
-        }
+        try RegularFile.check(url, what: "--init-from", hint: "Give a .safetensors file or a checkpoint (.h5) written "
+            + "by repro.")
         var src = Source()
         if url.pathExtension == "safetensors" {
             let st = try SafeTensors.read(url)
@@ -98,6 +96,14 @@ public enum WeightTransfer {
             }
             dst.copy(from: t)
             report.loaded.append(name)
+        }
+        // Nothing matched: training would start from scratch while the user asked for weights.
+        if pending.isEmpty {
+            let names = src.tensors.keys.sorted()
+            throw FFError(.mismatch, "--init-from \(url.path) has no tensor that this model (\(net.config.arch)) has "
+                + (names.isEmpty ? "(the file holds no tensors)" : "(it holds \(names.count), e.g. "
+                    + names.prefix(3).map { "'\($0)'" }.joined(separator: ", ") + "; this model's are named like '\(model.first?.0 ?? "")')")
+                + ". Give weights of the same architecture, with torchvision names or from a repro checkpoint.", file: url)
         }
         let known = Set(model.map(\.0))
         for name in src.tensors.keys.sorted() where !known.contains(name) {

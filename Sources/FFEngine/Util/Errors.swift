@@ -53,3 +53,26 @@ public struct FFError: Error, CustomStringConvertible, LocalizedError, Equatable
     public var description: String { message }
     public var errorDescription: String? { message }
 }
+
+extension FFError {
+    /// A JSON parse or decode error in words, instead of Foundation's "Code=3840" or a
+    /// DecodingError dump; `text` is the JSON that failed.
+    public static func plainJSON(_ error: Error, text: String) -> String {
+        if let e = error as? DecodingError {
+            switch e {
+            case .keyNotFound(let key, _): return "the field '\(key.stringValue)' is missing"
+            case .typeMismatch(_, let c), .valueNotFound(_, let c), .dataCorrupted(let c):
+                let path = c.codingPath.map(\.stringValue).joined(separator: ".")
+                return path.isEmpty ? c.debugDescription : "the field '\(path)' is not valid: \(c.debugDescription)"
+            @unknown default: return "\(e)"
+            }
+        }
+        if let e = error as? FFError { return e.message }
+        let ns = error as NSError
+        var why = (ns.userInfo["NSDebugDescription"] as? String) ?? ns.localizedDescription
+        if text.range(of: #"(?<![A-Za-z"])(NaN|-?Infinity|inf)(?![A-Za-z"])"#, options: .regularExpression) != nil {
+            why += "; NaN and Infinity are not JSON numbers, so a field holds a value no run writes"
+        }
+        return "it is not valid JSON (\(why))"
+    }
+}

@@ -56,8 +56,10 @@ enum Converter {
         let skipped = plan.splits.flatMap { s in (summaries[s.name] ?? []).flatMap { $0.summary.skipped } }
         let planned = plan.splits.reduce(0) { $0 + $1.items.count }
         let report = BadFileReport(skipped: skipped, total: planned)
-        if !skipped.isEmpty && options.progress { report.print() }
-        if Double(skipped.count) > options.maxBad * Double(planned) {
+        // Over the limit the list goes into the error (printed once, by the CLI); else here.
+        let tooMany = Double(skipped.count) > options.maxBad * Double(planned)
+        if !skipped.isEmpty && options.progress && !tooMany { report.print() }
+        if tooMany {
             throw FFError(.quality, "\(skipped.count) of \(planned) images (\(report.percent)) could not be read, more than "
                 + "--max-bad \(options.maxBad * 100)% allows; no index was written. Check the source (see the list below) "
                 + "or raise --max-bad. The finished shards are kept, so a rerun only redoes the shards with bad images.\n"
