@@ -27,11 +27,13 @@ build: setup
 # XCTest only: the suite has no swift-testing tests, and that runner would end the output
 # with "Test run with 0 tests". SwiftPM leaves TemporaryDirectory.* folders in $$TMPDIR on
 # every `swift test`, so it gets a private one that is removed afterwards (the tests clean
-# up their own folders; see Tests/TestScratch).
+# up their own folders; see Tests/TestScratch). tools/test-summary.sh prints failures,
+# skips and totals; the whole output goes to .build/test.log (TEST_VERBOSE=1 prints it all).
 test: setup
 	$(SWIFT) build --build-tests
 	@rm -rf .build/test-tmp && mkdir -p .build/test-tmp
-	@TMPDIR=$(CURDIR)/.build/test-tmp $(SWIFT) test --skip-build --disable-swift-testing; \
+	@TMPDIR=$(CURDIR)/.build/test-tmp $(if $(TEST_VERBOSE),,bash tools/test-summary.sh) \
+	    $(SWIFT) test --skip-build --disable-swift-testing; \
 	    rc=$$?; rm -rf .build/test-tmp; exit $$rc
 
 # Fuzz every decoder and parser (libFuzzer + ASan when available); FUZZ_SECONDS per target.

@@ -74,7 +74,7 @@ final class CLIValidationTests: XCTestCase {
         try expect(["run", "asge-fmnist", "--data", dir.appendingPathComponent("none").path], status: 66, "does not exist",
                    "repro prep fashion-mnist")
         try expect(["eval", "--checkpoint", file.path, "--split", "bogus"], status: 64, "--split 'bogus' is not one of: test, val, train")
-        try expect(["eval", "--checkpoint", dir.path], status: 64, "is a directory; pass a checkpoint file")
+        try expect(["eval", "--checkpoint", dir.path], status: 64, "is a directory, not a file. Pass a checkpoint file")
         try expect(["eval", "--checkpoint", file.path], status: 65, "not an HDF5 file")
         // --out under a file: a sentence, not a Foundation error dump.
         try expect(["run", "asge-fmnist", "--subset", "10", "--data", dir.path], status: 66, "has no index.json")

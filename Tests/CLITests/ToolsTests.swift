@@ -50,8 +50,8 @@ final class ToolsTests: XCTestCase {
         let text = try cli.ok(["predict", "--checkpoint", run.appendingPathComponent("best.h5").path, images[0]])
         XCTAssertTrue(text.out.contains("1. ") && text.out.contains(" %") && text.out.contains("readouts: "), text.out)
         let bad = try cli.run(["predict", "--checkpoint", run.appendingPathComponent("best.h5").path, "toy/nothing.png"])
-        XCTAssertEqual(bad.status, 65)
-        XCTAssertTrue(bad.err.contains("toy/nothing.png"), bad.err)
+        XCTAssertEqual(bad.status, 66, "a missing input (EX_NOINPUT)")
+        XCTAssertTrue(bad.err.contains("toy/nothing.png: no such file"), bad.err)
     }
 
     func testSweepTableAndPlot() throws {
