@@ -19,7 +19,7 @@ struct Repro: ParsableCommand {
             """,
         subcommands: [ListCommand.self, ShowCommand.self, RunCommand.self, EvalCommand.self, PredictCommand.self,
                       SweepCommand.self, TableCommand.self, PlotCommand.self, BenchCommand.self, PrepCommand.self,
-                      ExportCommand.self])
+                      ExportCommand.self, PruneCommand.self])
 
     /// Runs `body`, printing an error's sentence (not a stack trace) and exiting with the
     /// status of its kind (data-prep/FORMAT.md, "Bad input"): 64 bad arguments, 65 bad data,

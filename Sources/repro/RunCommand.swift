@@ -120,10 +120,16 @@ struct RunCommand: ParsableCommand {
     var extend = false
     @Flag(help: "Replace another run's files in the output folder (without it such a folder is refused).")
     var overwrite = false
+    @Option(help: ArgumentHelp("Checkpoints kept when the run has finished: both (default), best (weights of the tested "
+        + "epoch; the run can no longer be resumed or extended) or last (with optimizer state).", valueName: "which"))
+    var keep = "both"
     @OptionGroup var threading: ThreadOptions
     @OptionGroup(title: "Several processes (mpirun or srun)") var mpi: ParallelOptions
 
     func validate() throws {
+        guard ["both", "best", "last"].contains(keep) else {
+            throw ValidationError("--keep '\(keep)' is not one of: both, best, last.")
+        }
         if let o = out, o.trimmingCharacters(in: .whitespaces).isEmpty {
             throw ValidationError("--out is empty; give the run folder, or leave --out out (runs/<recipe>/<date>-<time>).")
         }
@@ -206,8 +212,12 @@ struct RunCommand: ParsableCommand {
             let result = try run.run()
             guard parallel?.isRoot ?? true else { return }
             print("run folder: \(run.directory.path)")
-            print("checkpoints: best.h5 (epoch \(result.record?.checkpointEpoch ?? result.bestEpoch ?? 0)), last.h5; "
-                + "metrics.jsonl, metrics.csv, results.json")
+            let bestEpoch = result.record?.checkpointEpoch ?? result.bestEpoch ?? 0
+            let kept = try RunFolder(run.directory).prune(keep: keep)
+            let names = ["best.h5 (epoch \(bestEpoch), weights)", "last.h5 (epoch \(result.epochsTrained), with optimizer "
+                + "state)"].filter { kept.contains(String($0.prefix(7))) }
+            print("checkpoints: \(names.isEmpty ? "none kept" : names.joined(separator: ", ")); metrics.jsonl, metrics.csv, "
+                + "results.json" + (keep == "both" ? "" : " (--keep \(keep))"))
         }
     }
 

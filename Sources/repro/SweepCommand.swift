@@ -18,6 +18,9 @@ struct SweepCommand: ParsableCommand {
     @Option(help: "Comma-separated seeds, e.g. 1,2,3.") var seeds: String
     @Option(help: "Suffix of the sweep folder name (e.g. alpha1.5).") var tag: String?
     @Option(help: "Sweep folder (default: runs/<recipe>/<date>-<time>-sweep[-<tag>]).") var out: String?
+    @Option(help: ArgumentHelp("Checkpoints each finished run keeps: both (default), best or last (see `repro run --help`).",
+                               valueName: "which"))
+    var keep = "both"
     @OptionGroup var overrides: RecipeOverrides
     @OptionGroup var threading: ThreadOptions
 
@@ -73,7 +76,8 @@ struct SweepCommand: ParsableCommand {
                     continue
                 } else if FileManager.default.fileExists(atPath: folder.last.path) {
                     print("seed \(seed): resuming \(dir.path)")
-                    childArgs = ["run", "--resume", dir.path] + (threading.threads.map { ["--threads", String($0)] } ?? [])
+                    childArgs = ["run", "--resume", dir.path, "--keep", keep]
+                        + (threading.threads.map { ["--threads", String($0)] } ?? [])
                 } else {
                     print("seed \(seed): \(dir.path)")
                     childArgs = ["run"] + passed + ["--seed", String(seed), "--out", dir.path]

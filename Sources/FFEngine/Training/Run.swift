@@ -92,7 +92,7 @@ public final class TrainingRun {
                     + "\(later.epoch); continuing it in its own folder would discard epochs \(this.epoch + 1)-\(later.epoch). "
                     + "Pass --out NEW_FOLDER to branch from it.", file: resume)
             }
-            var state = writes ? try RunCheckpoint.load(resume, into: trainer, expecting: config) : nil
+            var state = writes ? try RunCheckpoint.load(resume, into: trainer, expecting: config, resuming: true) : nil
             if let parallel { state = try parallel.shareState(trainer, state, from: resume) }
             guard let state else { preconditionFailure("resume state") }
             history = state.history
@@ -136,7 +136,9 @@ public final class TrainingRun {
             // behind, and resuming recomputes that epoch bit for bit.
             if data.val == nil || best == nil || record.selectionRank > best!.rank {
                 best = (record.selectionRank, record.epoch)
-                if writes { try RunCheckpoint.save(trainer, state: state, dataset: data.dataset, to: bestCheckpoint) }
+                if writes {
+                    try RunCheckpoint.save(trainer, state: state, dataset: data.dataset, to: bestCheckpoint, weightsOnly: true)
+                }
             }
             if writes { try RunCheckpoint.save(trainer, state: state, dataset: data.dataset, to: lastCheckpoint) }
             try parallel?.checkpointWritten(lastCheckpoint, epoch: epoch + 1)
@@ -210,7 +212,7 @@ public final class TrainingRun {
         guard let own = history.last else { return nil }
         log("note: no best.h5 for epoch \(top.epoch) next to \(resume.path); the resumed epoch \(own.epoch) counts as "
             + "the best so far")
-        try RunCheckpoint.save(trainer, state: state, dataset: data.dataset, to: bestCheckpoint)
+        try RunCheckpoint.save(trainer, state: state, dataset: data.dataset, to: bestCheckpoint, weightsOnly: true)
         return (own.selectionRank, own.epoch)
     }
 

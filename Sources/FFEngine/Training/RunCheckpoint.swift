@@ -68,11 +68,14 @@ public enum RunCheckpoint {
         String(decoding: try EpochRecord.encoder.encode(value), as: UTF8.self)
     }
 
-    public static func save(_ trainer: Trainer, state: RunState, dataset: DatasetInfo? = nil, to url: URL) throws {
+    /// `weightsOnly` leaves out the optimizer state (two thirds of an AdamW checkpoint):
+    /// what best.h5 needs for eval, predict and export. Resuming needs last.h5.
+    public static func save(_ trainer: Trainer, state: RunState, dataset: DatasetInfo? = nil, to url: URL,
+                            weightsOnly: Bool = false) throws {
         let net = trainer.net
         var tensors: [(String, Tensor)] = net.parameters.map { ("params/" + $0.name, $0.value) }
         tensors += net.buffers.map { ("buffers/" + $0.name, $0.value) }
-        tensors += trainer.optimizerState.map { ("optim/" + $0.name, $0.value) }
+        if !weightsOnly { tensors += trainer.optimizerState.map { ("optim/" + $0.name, $0.value) } }
         var attrs: [String: String] = [
             "recipe": net.config.name,
             "config": net.config.json(),
@@ -98,7 +101,8 @@ public enum RunCheckpoint {
             numbers["channel_std"] = .doubles(d.channelStd)
         }
         let steps = trainer.optimizerSteps.map { UInt64($0) }
-        var ckpt = Checkpoint(tensors: tensors, attributes: attrs, uint64Arrays: [("state/optimizer_steps", steps)])
+        var ckpt = Checkpoint(tensors: tensors, attributes: attrs,
+                              uint64Arrays: weightsOnly ? [] : [("state/optimizer_steps", steps)])
         ckpt.numbers = numbers
         try ckpt.write(to: url)
     }
@@ -196,8 +200,11 @@ public enum RunCheckpoint {
 
     /// Loads parameters, buffers and (when present) optimizer state into `trainer`.
     /// With `expecting`, the stored config must match it (the epoch count may differ).
+    /// `resuming` requires the optimizer state (a weights-only best.h5 cannot continue a run
+    /// exactly: its AdamW moments are gone).
     @discardableResult
-    public static func load(_ url: URL, into trainer: Trainer, expecting: RecipeConfig? = nil) throws -> RunState {
+    public static func load(_ url: URL, into trainer: Trainer, expecting: RecipeConfig? = nil,
+                            resuming: Bool = false) throws -> RunState {
         let ckpt = try Checkpoint.read(from: url)
         let stored = try info(ckpt.attributes, ckpt.numbers, url)
         if let expecting {
@@ -215,8 +222,15 @@ public enum RunCheckpoint {
         for p in net.parameters { p.value.copy(from: ckpt.tensor("params/" + p.name)!) }
         for b in net.buffers { b.value.copy(from: ckpt.tensor("buffers/" + b.name)!) }
         let optim = trainer.optimizerState
-        if optim.allSatisfy({ ckpt.tensor("optim/" + $0.name) != nil }),
-           let steps = ckpt.uint64Array("state/optimizer_steps") {
+        let hasOptimizer = optim.allSatisfy({ ckpt.tensor("optim/" + $0.name) != nil })
+            && ckpt.uint64Array("state/optimizer_steps") != nil
+        if resuming, !hasOptimizer {
+            let last = url.deletingLastPathComponent().appendingPathComponent("last.h5")
+            throw FFError(.invalidArgument, "\(url.path) holds weights only (no optimizer state), so a run cannot continue "
+                + "from it exactly. Resume from the run folder (its last.h5: --resume \(last.deletingLastPathComponent().path)), "
+                + "or start a new run from these weights with --init-from \(url.path).", file: url)
+        }
+        if hasOptimizer, let steps = ckpt.uint64Array("state/optimizer_steps") {
             guard steps.count == trainer.optimizerSteps.count, steps.allSatisfy({ $0 <= UInt64(Int32.max) }) else {
                 throw FFError(.corrupt, "Checkpoint \(url.path): state/optimizer_steps has \(steps.count) counters (model: "
                     + "\(trainer.optimizerSteps.count)) or an impossible value; the file is damaged.", file: url)

@@ -74,6 +74,22 @@ public struct RunFolder {
         return (path.standardizedFileURL, RunFolder(path.deletingLastPathComponent()))
     }
 
+    /// Removes the checkpoint `keep` does not name ("both", "best" or "last") from a finished
+    /// run (one with results.json); returns the checkpoint files left.
+    @discardableResult
+    public func prune(keep: String) throws -> [String] {
+        let files = ["best.h5": best, "last.h5": last]
+        if keep != "both" {
+            guard FileManager.default.fileExists(atPath: results.path) else {
+                throw FFError(.invalidArgument, "\(url.path) has no results.json: the run has not finished, so its "
+                    + "checkpoints are all kept.", file: url)
+            }
+            let drop = keep == "best" ? last : best
+            if FileManager.default.fileExists(atPath: drop.path) { try FileManager.default.removeItem(at: drop) }
+        }
+        return files.keys.sorted().filter { FileManager.default.fileExists(atPath: files[$0]!.path) }
+    }
+
     /// The run files present in the folder.
     public var presentRunFiles: [String] {
         RunFolder.runFiles.filter { FileManager.default.fileExists(atPath: url.appendingPathComponent($0).path) }
