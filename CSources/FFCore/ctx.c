@@ -7,10 +7,21 @@
 #include <malloc.h>
 #endif
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 void openblas_set_num_threads(int num_threads);
+char *openblas_get_config(void);
+char *openblas_get_corename(void);
+
+/* The build string names the architecture OpenBLAS was compiled for; with DYNAMIC_ARCH
+ * the kernels actually used are those of the core it detected at run time. */
+const char *ff_blas_config(void) {
+    static char text[512];
+    snprintf(text, sizeof text, "%s; kernels for %s", openblas_get_config(), openblas_get_corename());
+    return text;
+}
 
 /* Workers spin this many times on the generation counter before sleeping: a parallel
  * kernel usually follows the previous one within microseconds, and a futex wake-up

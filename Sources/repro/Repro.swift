@@ -21,6 +21,19 @@ struct Repro: ParsableCommand {
                       SweepCommand.self, TableCommand.self, PlotCommand.self, BenchCommand.self, PrepCommand.self,
                       ExportCommand.self, PruneCommand.self])
 
+    /// `repro --version`: version, commit, binary digest, compiler, BLAS, SIMD level and the
+    /// arithmetic fingerprint (with --threads N or FFREPRO_THREADS, for that thread count).
+    static func main() {
+        let args = Array(CommandLine.arguments.dropFirst())
+        if args.first == "--version" {
+            var threads = 0
+            if let i = args.firstIndex(of: "--threads"), i + 1 < args.count, let n = Int(args[i + 1]) { threads = n }
+            print(BuildInfo.current(ComputeContext(threads: threads)).text)
+            return
+        }
+        main(nil)
+    }
+
     /// Runs `body`, printing an error's sentence (not a stack trace) and exiting with the
     /// status of its kind (data-prep/FORMAT.md, "Bad input"): 64 bad arguments, 65 bad data,
     /// 66 missing input, 74 I/O failure, 75 directory busy, 2 a diverged run.

@@ -339,7 +339,7 @@ struct EvalCommand: ParsableCommand {
                                        split: split, tally: tally,
                                        readoutLabels: net.readoutLabels, bestReadout: info.bestReadout,
                                        checkpoint: url.path, checkpointEpoch: state.epoch, history: state.history,
-                                       epochsTrained: trained)
+                                       epochsTrained: trained, build: BuildInfo.current(ctx))
             print(Report.table(tally, config: config, labels: net.readoutLabels, bestLayer: info.bestReadout, split: split,
                                selectedFrom: "\(url.lastPathComponent), epoch \(state.epoch)",
                                comparison: PaperComparison.line(record)))

@@ -56,3 +56,38 @@ final class LeanCheckpointTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: c.appendingPathComponent("last.h5").path))
     }
 }
+
+/// Every number names the build and arithmetic that made it (issue 19 item 3).
+final class ProvenanceTests: XCTestCase {
+    var cli: CLI { CLI(cwd: TrustWorkspace.shared.work) }
+
+    func testVersionResultsCheckpointsAndTableNameTheBuild() throws {
+        let v = try cli.ok(["--version"])
+        for field in ["repro \(BuildInfo.version)", "commit ", "binary      sha256 ", "BLAS        OpenBLAS", "SIMD ",
+                      "fingerprint "] {
+            XCTAssertTrue(v.out.contains(field), v.out)
+        }
+        let run = TrustWorkspace.shared.run
+        let rec = try ResultsRecord.read(run.appendingPathComponent("results.json"))
+        let build = try XCTUnwrap(rec.build)
+        XCTAssertEqual(build.threads, 1, "the CLI tests run with FFREPRO_THREADS=1")
+        XCTAssertEqual(build.fingerprint, BuildInfo.fingerprint(ComputeContext(threads: 1)))
+        XCTAssertEqual(build.binarySha256?.count, 64)
+        XCTAssertTrue(try cli.ok(["--version", "--threads", "1"]).out.contains(build.fingerprint))
+        if let commit = build.commit { XCTAssertNotNil(commit.range(of: "^[0-9a-f]{40}$", options: .regularExpression)) }
+        XCTAssertEqual(try RunCheckpoint.describe(run.appendingPathComponent("best.h5")).build, build)
+        XCTAssertEqual(try RunCheckpoint.describe(run.appendingPathComponent("last.h5")).build, build)
+        // The table names one build, or warns when the compared runs differ.
+        let one = try cli.ok(["table", run.path])
+        XCTAssertTrue(one.out.contains("Build: \(BuildInfo.version)") && one.out.contains("(all runs)"), one.out)
+        var other = rec
+        other.build?.fingerprint = "0123456789abcdef-scalar-3"
+        other.seed = 99
+        other.config.seed = 99
+        let file = Scratch.directory("other-build").appendingPathComponent("other.json")
+        try other.write(to: file)
+        let two = try cli.ok(["table", run.path, file.path])
+        XCTAssertTrue(two.out.contains("Warning: these runs come from 1 build(s)") && two.out.contains("2 arithmetic fingerprint(s)"),
+                      two.out)
+    }
+}

@@ -81,6 +81,8 @@ int ff_ctx_simd(const ff_ctx *ctx);
 void ff_ctx_set_simd(ff_ctx *ctx, int level);
 /* "avx512", "avx2" or "scalar". */
 const char *ff_simd_name(int level);
+/* The BLAS build in use, as OpenBLAS describes itself ("OpenBLAS 0.3.21 DYNAMIC_ARCH ..."). */
+const char *ff_blas_config(void);
 
 /* C (M x N) = alpha * op(A) * op(B) + beta * C, row-major, split over the pool by
  * columns of C. op(X) = X^T when transX != 0. */

@@ -54,7 +54,23 @@ public enum ResultsTable {
         }
         out += readoutTables(groups)
         if groups.count >= 2 { out += comparisons(groups) }
+        out += buildNote(groups)
         return out.joined(separator: "\n") + "\n"
+    }
+
+    /// Which builds and arithmetic made the numbers; a warning when they differ (then runs
+    /// agree within seed noise at best, not bit for bit).
+    static func buildNote(_ groups: [RunGroup]) -> [String] {
+        let records = groups.flatMap { $0.runs.map(\.record) }
+        let builds = Set(records.map { r in r.build.map { "\($0.version) \($0.commit.map { String($0.prefix(10)) } ?? "?")"
+            + ($0.dirty == true ? "+dirty" : "") } ?? "unrecorded" })
+        let prints = Set(records.map { $0.build.map { "\($0.fingerprint.prefix(10))-\($0.simd)-\($0.threads)" } ?? "unrecorded" })
+        if builds.count <= 1 && prints.count <= 1 {
+            return ["", "Build: \(builds.first ?? "-"), arithmetic fingerprint \(prints.first ?? "-") (all runs)."]
+        }
+        return ["", "Warning: these runs come from \(builds.count) build(s) (\(builds.sorted().joined(separator: "; "))) and "
+            + "\(prints.count) arithmetic fingerprint(s) (\(prints.sorted().joined(separator: "; "))); their numbers can "
+            + "differ by rounding as well as by the factor compared (`repro --version` names a build)."]
     }
 
     /// Per-readout test top-1: one table when every group has the same readouts, else one per group.

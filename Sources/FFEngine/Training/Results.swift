@@ -85,6 +85,8 @@ public struct ResultsRecord: Codable, Equatable {
     public var paper: Paper?
     /// Training time of all epochs in the run's history.
     public var trainSeconds: Double?
+    /// The build that measured this record (`repro --version`); nil in older records.
+    public var build: BuildInfo?
 
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
@@ -117,6 +119,7 @@ public struct ResultsRecord: Codable, Equatable {
         try c.encode(readouts, forKey: .readouts)
         try c.encode(paper, forKey: .paper)
         try c.encode(trainSeconds, forKey: .trainSeconds)
+        try c.encode(build, forKey: .build)
     }
 
     /// The record of an evaluation `tally` of a model of `classes` classes trained with
@@ -124,10 +127,11 @@ public struct ResultsRecord: Codable, Equatable {
     /// null for five classes or fewer (it would be 100 % by definition).
     public init(kind: String, config: RecipeConfig, dataset: DatasetInfo?, classes: Int, split: String?, tally: Tally?,
                 readoutLabels: [String], bestReadout: Int?, checkpoint: String?, checkpointEpoch: Int?,
-                history: [EpochRecord], epochsTrained: Int?) {
+                history: [EpochRecord], epochsTrained: Int?, build: BuildInfo? = nil) {
         func pct(_ x: Double) -> Double { EpochRecord.pct(x) }
         func pct5(_ x: Double) -> Double? { classes > 5 ? EpochRecord.pct(x) : nil }
         self.kind = kind
+        self.build = build
         recipe = config.name
         seed = config.seed
         configHash = RunCheckpoint.configHash(config)

@@ -49,6 +49,8 @@ public final class TrainingRun {
     /// What the run is doing, for a caller that reports interruptions: "epoch E" (1-based)
     /// when an epoch starts, "test" when the final test starts.
     public var onPhase: (String) -> Void = { _ in }
+    /// The build and arithmetic this run computes with, recorded in its checkpoints and results.
+    private lazy var build = BuildInfo.current(ctx)
     /// A projected whole run longer than this gets a one-line estimate early in the first epoch.
     public var estimateThreshold: TimeInterval = 300
     /// Replace another run's files in the folder (else such a folder is refused).
@@ -137,10 +139,11 @@ public final class TrainingRun {
             if data.val == nil || best == nil || record.selectionRank > best!.rank {
                 best = (record.selectionRank, record.epoch)
                 if writes {
-                    try RunCheckpoint.save(trainer, state: state, dataset: data.dataset, to: bestCheckpoint, weightsOnly: true)
+                    try RunCheckpoint.save(trainer, state: state, dataset: data.dataset, to: bestCheckpoint, weightsOnly: true,
+                                           build: build)
                 }
             }
-            if writes { try RunCheckpoint.save(trainer, state: state, dataset: data.dataset, to: lastCheckpoint) }
+            if writes { try RunCheckpoint.save(trainer, state: state, dataset: data.dataset, to: lastCheckpoint, build: build) }
             try parallel?.checkpointWritten(lastCheckpoint, epoch: epoch + 1)
             clock.finished(Date().timeIntervalSince(started))
             log(Report.epochLine(record, config: config, best: best!.epoch == record.epoch,
@@ -170,7 +173,7 @@ public final class TrainingRun {
                                    tally: tally,
                                    readoutLabels: net.readoutLabels, bestReadout: result.bestLayer,
                                    checkpoint: checkpointEpoch == nil ? nil : "best.h5", checkpointEpoch: checkpointEpoch,
-                                   history: history, epochsTrained: result.epochsTrained)
+                                   history: history, epochsTrained: result.epochsTrained, build: build)
         if data.test == nil {
             log("no test split: nothing was tested, so results.json holds null for every test number")
         }
@@ -212,7 +215,8 @@ public final class TrainingRun {
         guard let own = history.last else { return nil }
         log("note: no best.h5 for epoch \(top.epoch) next to \(resume.path); the resumed epoch \(own.epoch) counts as "
             + "the best so far")
-        try RunCheckpoint.save(trainer, state: state, dataset: data.dataset, to: bestCheckpoint, weightsOnly: true)
+        try RunCheckpoint.save(trainer, state: state, dataset: data.dataset, to: bestCheckpoint, weightsOnly: true,
+                                           build: build)
         return (own.selectionRank, own.epoch)
     }
 

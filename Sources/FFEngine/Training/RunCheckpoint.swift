@@ -30,6 +30,8 @@ public struct CheckpointInfo {
     /// The dataset it was trained on; nil for checkpoints written before schema v2 or by
     /// runs on in-memory data. Class names and normalisation statistics are in here.
     public var dataset: DatasetInfo?
+    /// The build that wrote it (nil for checkpoints before builds were recorded).
+    public var build: BuildInfo?
 
     /// Class names in label order ("class <i>" when the checkpoint does not store them).
     public var classNames: [String] {
@@ -71,7 +73,7 @@ public enum RunCheckpoint {
     /// `weightsOnly` leaves out the optimizer state (two thirds of an AdamW checkpoint):
     /// what best.h5 needs for eval, predict and export. Resuming needs last.h5.
     public static func save(_ trainer: Trainer, state: RunState, dataset: DatasetInfo? = nil, to url: URL,
-                            weightsOnly: Bool = false) throws {
+                            weightsOnly: Bool = false, build: BuildInfo? = nil) throws {
         let net = trainer.net
         var tensors: [(String, Tensor)] = net.parameters.map { ("params/" + $0.name, $0.value) }
         tensors += net.buffers.map { ("buffers/" + $0.name, $0.value) }
@@ -83,6 +85,7 @@ public enum RunCheckpoint {
             "history": try jsonText(state.history),
             "label_key": net.config.labels,
         ]
+        if let build { attrs["build"] = String(decoding: try RecipeConfig.encoder.encode(build), as: UTF8.self) }
         var numbers: [String: NumericAttribute] = [
             "epoch": .int(Int64(state.epoch)),
             "step": .int(Int64(state.step)),
@@ -195,7 +198,8 @@ public enum RunCheckpoint {
         }
         return CheckpointInfo(config: config, inputShape: shape, classes: classes, epoch: epoch,
                               step: step, history: history,
-                              configHash: attrs["config_hash"] ?? configHash(config), dataset: dataset)
+                              configHash: attrs["config_hash"] ?? configHash(config), dataset: dataset,
+                              build: attrs["build"].flatMap { try? RecipeConfig.decoder.decode(BuildInfo.self, from: Data($0.utf8)) })
     }
 
     /// Loads parameters, buffers and (when present) optimizer state into `trainer`.
