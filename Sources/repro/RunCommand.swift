@@ -342,7 +342,7 @@ struct EvalCommand: ParsableCommand {
                                        epochsTrained: trained, build: BuildInfo.current(ctx))
             print(Report.table(tally, config: config, labels: net.readoutLabels, bestLayer: info.bestReadout, split: split,
                                selectedFrom: "\(url.lastPathComponent), epoch \(state.epoch)",
-                               comparison: PaperComparison.line(record)))
+                               comparison: PaperComparison.line(record), record: record))
             if let out {
                 let file = URL(fileURLWithPath: (out as NSString).expandingTildeInPath)
                 try record.write(to: file)

@@ -162,7 +162,7 @@ public final class ParallelTraining: TrainerHooks {
     public func evaluate(_ trainer: Trainer, _ provider: BatchProvider, batchSize: Int,
                          progress: Progress? = nil) throws -> Tally {
         let n = provider.sampleCount, k = world.size, r = world.rank
-        var tally = Tally(units: trainer.net.readouts.count)
+        var tally = Tally(units: trainer.net.readouts.count, classes: trainer.net.classes)
         let next = RankData.rows(provider, (r * n / k)..<((r + 1) * n / k), batchSize: batchSize)
         while let b = try next() {
             trainer.evaluateBatch(b, tally: &tally)
@@ -191,6 +191,17 @@ public final class ParallelTraining: TrainerHooks {
         }
         (t.headLoss, t.headCorrect, t.headTop5) = (p[3 * r], Int(p[3 * r + 1]), Int(p[3 * r + 2]))
         if count { t.count = Int(p[3 * r + 3]) }
+        // Confusion counts (evaluation tallies): summed as exact integers in doubles.
+        let cells = t.confusion.reduce(0) { $0 + $1.count }
+        if cells > 0 {
+            let c = Bytes(count: 8 * cells)
+            let q = c.pointer.assumingMemoryBound(to: Double.self)
+            var i = 0
+            for m in t.confusion { for x in m { q[i] = Double(x); i += 1 } }
+            try world.wait([world.all.allreduceSum(q, count: cells, what: "the confusion counts of all ranks", keep: c, in: world)])
+            i = 0
+            for s in t.confusion.indices { for j in t.confusion[s].indices { t.confusion[s][j] = Int(q[i]); i += 1 } }
+        }
     }
 
     // MARK: State

@@ -27,6 +27,8 @@ public enum ResultsTable {
         Metric(name: "top-5 %") { $0.top5Pct },
         Metric(name: "head top-1 %") { $0.headTop1Pct },
         Metric(name: "Best Pred top-1 %") { $0.bestPredTop1Pct },
+        Metric(name: "balanced %") { $0.balancedTop1Pct },
+        Metric(name: "majority %") { $0.majorityPct },
     ]
 
     public static func markdown(_ groups: [RunGroup]) -> String {
@@ -41,8 +43,15 @@ public enum ResultsTable {
             let epochs = Set(recs.compactMap(\.epochsTrained)).sorted().map(String.init).joined(separator: ",")
             let predictors = Set(recs.map(\.predictor)).sorted().joined(separator: ", ")
             let seeds = g.seeds.map(String.init).joined(separator: ", ")
+            // † marks a top-1 that is not above the majority-class baseline in some run.
+            let below = recs.contains { $0.beatsMajority == false }
             out.append(row([g.name, String(g.runs.count), seeds, predictors, epochs]
-                           + predictorMetrics.map { m in fmt(recs.compactMap(m.value)) }))
+                           + predictorMetrics.map { m in fmt(recs.compactMap(m.value)) + (below && m.name == "top-1 %" ? " †" : "") }))
+        }
+        if groups.contains(where: { $0.runs.contains { $0.record.beatsMajority == false } }) {
+            out.append("")
+            out.append("† not above the majority-class baseline (always predicting the most frequent class) in at least "
+                + "one run: the predictor has learned nothing a constant does not give.")
         }
         // Per seed, in the order of the seeds column: "5, 5, 4" is not the set {4, 5}.
         if groups.contains(where: { $0.runs.contains { $0.record.bestPredReadout != nil } }) {
@@ -110,7 +119,7 @@ public enum ResultsTable {
             }
             func pick(_ g: RunGroup) -> [ResultsRecord] { seeds.map { s in g.runs.first { $0.record.seed == s }!.record } }
             let a = pick(base), b = pick(other)
-            var metrics = predictorMetrics
+            var metrics = predictorMetrics.filter { $0.name != "majority %" }  // a property of the data
             let labelsA = a[0].readouts.map(\.label), labelsB = b[0].readouts.map(\.label)
             if labelsA == labelsB {
                 metrics += labelsA.indices.map { i in

@@ -23,11 +23,15 @@ public struct EpochRecord: Equatable {
     public var bestLayer: Int?
     /// DTG-FF: T_l per layer after the epoch.
     public var temperatures: [Double]?
+    /// Mean validation cross-entropy per readout and of the predictor (nats); empty / nil
+    /// without validation (and in records written before they were logged).
+    public var valUnitLoss: [Double] = []
+    public var valHeadLoss: Double?
 
     public init(epoch: Int, lr: Double, seconds: Double, imagesPerSecond: Double, trainUnitLoss: [Double],
                 trainUnitAccuracy: [Double], trainHeadLoss: Double?, trainHeadAccuracy: Double?,
                 valUnitAccuracy: [Double], valHeadAccuracy: Double?, valHeadTop5: Double?, valSelected: Double?,
-                bestLayer: Int?, temperatures: [Double]?) {
+                bestLayer: Int?, temperatures: [Double]?, valUnitLoss: [Double] = [], valHeadLoss: Double? = nil) {
         self.epoch = epoch
         self.lr = lr
         self.seconds = seconds
@@ -42,6 +46,8 @@ public struct EpochRecord: Equatable {
         self.valSelected = valSelected
         self.bestLayer = bestLayer
         self.temperatures = temperatures
+        self.valUnitLoss = valUnitLoss
+        self.valHeadLoss = valHeadLoss
     }
 
     /// The validation selection metric on the grid the files store (percent, 6 decimals),
@@ -63,6 +69,7 @@ extension EpochRecord: Codable {
         case trainHeadLoss = "train_head_loss", trainHeadAccPct = "train_head_acc_pct"
         case valReadoutAccPct = "val_readout_acc_pct", valHeadAccPct = "val_head_acc_pct"
         case valHeadTop5Pct = "val_head_top5_pct", valSelectedPct = "val_selected_pct", bestReadout = "best_readout"
+        case valReadoutLoss = "val_readout_loss", valHeadLoss = "val_head_loss"
     }
 
     /// Keys of files written before schema v2 (accuracies as fractions).
@@ -90,6 +97,8 @@ extension EpochRecord: Codable {
         try c.encode(EpochRecord.pct(valSelected), forKey: .valSelectedPct)
         try c.encode(bestLayer, forKey: .bestReadout)
         try c.encode(temperatures, forKey: .temperatures)
+        try c.encode(valUnitLoss, forKey: .valReadoutLoss)
+        try c.encode(valHeadLoss, forKey: .valHeadLoss)
     }
 
     public init(from decoder: Decoder) throws {
@@ -99,6 +108,8 @@ extension EpochRecord: Codable {
         seconds = try c.decode(Double.self, forKey: .seconds)
         trainHeadLoss = try c.decodeIfPresent(Double.self, forKey: .trainHeadLoss)
         temperatures = try c.decodeIfPresent([Double].self, forKey: .temperatures)
+        valUnitLoss = try c.decodeIfPresent([Double].self, forKey: .valReadoutLoss) ?? []
+        valHeadLoss = try c.decodeIfPresent(Double.self, forKey: .valHeadLoss)
         if c.contains(.valSelectedPct) {
             func frac(_ x: Double?) -> Double? { x.map { $0 / 100 } }
             imagesPerSecond = try c.decode(Double.self, forKey: .imagesPerS)
@@ -205,6 +216,7 @@ public final class MetricsLog {
         cols += r.trainUnitAccuracy.indices.map { "train_r\($0 + 1)_acc_pct" }
         cols += r.valUnitAccuracy.indices.map { "val_r\($0 + 1)_acc_pct" }
         cols += (r.temperatures ?? []).indices.map { "temperature_r\($0 + 1)" }
+        cols += ["val_head_loss"] + r.valUnitLoss.indices.map { "val_r\($0 + 1)_loss" }
         return cols.joined(separator: ",")
     }
 
@@ -216,6 +228,7 @@ public final class MetricsLog {
                     r.bestLayer.map(String.init) ?? ""]
         cols += r.trainUnitLoss.map(f) + r.trainUnitAccuracy.map(p) + r.valUnitAccuracy.map(p)
         cols += (r.temperatures ?? []).map(f)
+        cols += [f(r.valHeadLoss)] + r.valUnitLoss.map(f)
         return cols.joined(separator: ",")
     }
 }

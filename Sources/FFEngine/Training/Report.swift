@@ -65,11 +65,14 @@ public enum Report {
 
     /// Per-layer readouts, Best Pred, the head, and the comparison line (see
     /// `PaperComparison.line`). `labels` name the readouts (Network.readoutLabels).
+    /// `record` adds the baselines, per-class accuracy and confusion matrix of its predictor.
     public static func table(_ t: Tally, config: RecipeConfig, labels: [String], bestLayer: Int?, split: String,
-                             selectedFrom: String, comparison: String?) -> String {
+                             selectedFrom: String, comparison: String?, record: ResultsRecord? = nil) -> String {
         var lines = ["", "\(config.name) on \(config.dataset) \(split) (\(t.count) images; model from \(selectedFrom))"]
+        // Top-5 of five classes or fewer is 100 % by definition: not shown.
+        let showTop5 = !(1...5).contains(t.classes)
         func row(_ name: String, _ top1: Double?, _ top5: Double?) {
-            let t5 = top5.map { "  top-5 \(pct($0))" } ?? ""
+            let t5 = (showTop5 ? top5 : nil).map { "  top-5 \(pct($0))" } ?? ""
             lines.append("  " + TextTable.pad(name, 36) + TextTable.pad(pct(top1), 6, right: true) + "%" + t5)
         }
         if !t.unitAccuracy.isEmpty {
@@ -79,6 +82,10 @@ public enum Report {
                 t.unitAccuracy[b - 1], t.unitTop5Accuracy[b - 1])
         }
         if config.pred != "best" { row(predictorName(config), t.headAccuracy, t.headTop5Accuracy) }
+        if let record, !record.classReport.isEmpty {
+            lines.append("")
+            lines += record.classReport
+        }
         if let comparison {
             lines.append("")
             lines.append("  " + comparison)

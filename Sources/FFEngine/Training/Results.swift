@@ -87,6 +87,18 @@ public struct ResultsRecord: Codable, Equatable {
     public var trainSeconds: Double?
     /// The build that measured this record (`repro --version`); nil in older records.
     public var build: BuildInfo?
+    /// Per class of the evaluated split (Results+Classes.swift): images, the predictor's
+    /// accuracy, their mean (balanced accuracy), the confusion matrix (row = true class),
+    /// and the baselines it must beat. Null when not measured (no test, or over 200 classes).
+    public var classImages: [Int]?
+    public var perClassTop1Pct: [Double?]?
+    public var balancedTop1Pct: Double?
+    public var confusion: [[Int]]?
+    public var majorityClass: String?
+    public var majorityPct: Double?
+    public var chancePct: Double?
+    /// Whether the predictor's top-1 is above the majority baseline.
+    public var beatsMajority: Bool?
 
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
@@ -120,6 +132,14 @@ public struct ResultsRecord: Codable, Equatable {
         try c.encode(paper, forKey: .paper)
         try c.encode(trainSeconds, forKey: .trainSeconds)
         try c.encode(build, forKey: .build)
+        try c.encode(classImages, forKey: .classImages)
+        try c.encode(perClassTop1Pct, forKey: .perClassTop1Pct)
+        try c.encode(balancedTop1Pct, forKey: .balancedTop1Pct)
+        try c.encode(confusion, forKey: .confusion)
+        try c.encode(majorityClass, forKey: .majorityClass)
+        try c.encode(majorityPct, forKey: .majorityPct)
+        try c.encode(chancePct, forKey: .chancePct)
+        try c.encode(beatsMajority, forKey: .beatsMajority)
     }
 
     /// The record of an evaluation `tally` of a model of `classes` classes trained with
@@ -174,6 +194,7 @@ public struct ResultsRecord: Codable, Equatable {
                                       split: self.split, images: images)
         let seconds = history.reduce(0) { $0 + $1.seconds }
         trainSeconds = history.isEmpty ? nil : seconds
+        if let t = tally { addClassStatistics(t, classes: classes) }
     }
 
     /// Pretty-printed JSON with sorted snake_case keys.

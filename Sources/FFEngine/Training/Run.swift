@@ -184,7 +184,7 @@ public final class TrainingRun {
             result.testTop5 = top5
             log(Report.table(tally, config: config, labels: net.readoutLabels, bestLayer: result.bestLayer, split: "test",
                              selectedFrom: "best validation epoch \(checkpointEpoch ?? result.epochsTrained)",
-                             comparison: PaperComparison.line(record)))
+                             comparison: PaperComparison.line(record), record: record))
         } else if let line = PaperComparison.line(record) {
             log(line)
         }
@@ -275,7 +275,8 @@ public final class TrainingRun {
             trainHeadLoss: hasHead ? tally.headMeanLoss : nil, trainHeadAccuracy: hasHead ? tally.headAccuracy : nil,
             valUnitAccuracy: local ? valUnits : [], valHeadAccuracy: hasHead ? val?.headAccuracy : nil,
             valHeadTop5: hasHead ? val?.headTop5Accuracy : nil, valSelected: selected, bestLayer: bestLayer,
-            temperatures: config.learnTemperature ? trainer.net.objectives.compactMap(\.temperature) : nil)
+            temperatures: config.learnTemperature ? trainer.net.objectives.compactMap(\.temperature) : nil,
+            valUnitLoss: local ? val?.unitMeanLoss ?? [] : [], valHeadLoss: hasHead ? val?.headMeanLoss : nil)
     }
 }
 

@@ -1,34 +1,5 @@
 import Foundation
 
-/// Running sums of one epoch (or one evaluation pass).
-public struct Tally {
-    public var count = 0
-    public var unitLoss: [Double]
-    public var unitCorrect: [Int]
-    public var unitTop5: [Int]
-    public var headLoss = 0.0
-    public var headCorrect = 0
-    public var headTop5 = 0
-
-    public init(units: Int) {
-        unitLoss = Array(repeating: 0, count: units)
-        unitCorrect = Array(repeating: 0, count: units)
-        unitTop5 = Array(repeating: 0, count: units)
-    }
-
-    public var unitAccuracy: [Double] { unitCorrect.map { count > 0 ? Double($0) / Double(count) : 0 } }
-    public var unitTop5Accuracy: [Double] { unitTop5.map { count > 0 ? Double($0) / Double(count) : 0 } }
-    public var unitMeanLoss: [Double] { unitLoss.map { count > 0 ? $0 / Double(count) : 0 } }
-    public var headAccuracy: Double { count > 0 ? Double(headCorrect) / Double(count) : 0 }
-    public var headTop5Accuracy: Double { count > 0 ? Double(headTop5) / Double(count) : 0 }
-    /// 1-based layer whose readout is most accurate (first on ties), nil without layers.
-    public var bestLayer: Int? {
-        let acc = unitAccuracy
-        return acc.indices.max(by: { acc[$0] < acc[$1] }).map { $0 + 1 }
-    }
-    public var headMeanLoss: Double { count > 0 ? headLoss / Double(count) : 0 }
-}
-
 /// A loss (or a parameter after its update) became NaN or infinite: training stops,
 /// naming where.
 public struct NonFiniteLoss: Error, CustomStringConvertible {
@@ -304,7 +275,7 @@ public final class Trainer {
     /// Accuracy of every local readout and of the predictor over `provider` (one pass, no
     /// updates, BatchNorm in eval mode).
     public func evaluate(_ provider: BatchProvider, batchSize: Int, progress: Progress? = nil) throws -> Tally {
-        var tally = Tally(units: net.readouts.count)
+        var tally = Tally(units: net.readouts.count, classes: net.classes)
         let batches = provider.batches(epoch: 0, batchSize: batchSize)
         while let batch = try batches.next() {
             evaluateBatch(batch, tally: &tally)
@@ -329,6 +300,7 @@ public final class Trainer {
                     tally.unitLoss[r] += res.loss * Double(batch.count)
                     tally.unitCorrect[r] += res.correct
                     tally.unitTop5[r] += Ops.topkCorrect(logits: logits, labels: batch.labels, k: min(5, net.classes))
+                    tally.confuse(slot: r, logits: logits, labels: batch.labels)
                     if config.pred.hasPrefix("goodness-") { scores.append(logits) }
                     r += 1
                 }
@@ -344,6 +316,7 @@ public final class Trainer {
             tally.headLoss += res.loss * Double(batch.count)
             tally.headCorrect += res.correct
             tally.headTop5 += Ops.topkCorrect(logits: logits, labels: batch.labels, k: min(5, net.classes))
+            tally.confuse(slot: net.readouts.count, logits: logits, labels: batch.labels)
         }
         tally.count += batch.count
     }
