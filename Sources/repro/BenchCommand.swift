@@ -82,7 +82,8 @@ struct BenchCommand: ParsableCommand {
             help: "A config field of a single recipe target, as key=value (see `repro run --set`). Repeatable.")
     var sets: [String] = []
 
-    @Flag(help: "Measure in this process and print one JSON line (used for child processes).")
+    @Flag(help: ArgumentHelp("Measure in this process and print one JSON line (used for child processes).",
+                             visibility: .private))
     var json = false
 
     @OptionGroup var threading: ThreadOptions
@@ -105,7 +106,7 @@ struct BenchCommand: ParsableCommand {
             let ctx = threading.context()
             if let a = convAlgo { try ctx.setConvAlgorithm(a) }
             if !compareTorch, let p = precision { try ctx.setPrecision(p) }
-            print("ffrepro bench: \(ctx.threads) threads, SIMD \(ctx.simdName), conv precision \(ctx.precision), "
+            print("ffrepro bench: \(ctx.threads) thread\(ctx.threads == 1 ? "" : "s"), SIMD \(ctx.simdName), conv precision \(ctx.precision), "
                   + "algorithm \(ctx.convAlgorithm)")
             if compareTorch {
                 try compareWithTorch(ctx)

@@ -5,8 +5,9 @@ import Foundation
 /// Options of a run started by an MPI launcher (`mpirun -np K repro run ...`, `srun`).
 /// A process that was not started by one trains alone and never loads MPI.
 struct ParallelOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Under mpirun/srun: data (default: every rank trains every block on its part of each "
-        + "batch) or pipeline (each rank trains a contiguous range of blocks).", valueName: "mode"))
+    @Option(help: ArgumentHelp("Training under mpirun/srun: data (default: every rank trains every block on its part of "
+        + "each batch) or pipeline (each rank trains a contiguous range of blocks). Evaluation always splits the images "
+        + "across the ranks.", valueName: "mode"))
     var parallel: String?
 
     @Option(help: "Pipeline stages (default: one per rank); the ranks of a stage split its batches (data parallel).")

@@ -8,10 +8,10 @@ struct PredictCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "predict", abstract: "Classify PNG/JPEG files with a checkpoint: top classes and per-readout votes.",
         discussion: """
-            Each image goes through the preprocessing of the checkpoint's dataset: resized (shorter side to the
-            stored size) and center-cropped as `repro prep imagefolder` does, gray for one-channel datasets, then
-            the recipe's evaluation crop and the dataset's channel normalisation. Probabilities are the softmax of
-            the predictor's logits (the classifier head, or the best readout for Best Pred recipes). Every local
+            Each image goes through the preprocessing of the checkpoint's dataset: resized (shorter side to the \
+            stored size) and center-cropped as `repro prep imagefolder` does, gray for one-channel datasets, then \
+            the recipe's evaluation crop and the dataset's channel normalisation. Probabilities are the softmax of \
+            the predictor's logits (the classifier head, or the best readout for Best Pred recipes). Every local \
             readout votes with its own top-1; "agree" counts the readouts that pick the predictor's class.
             """)
 

@@ -18,7 +18,7 @@ struct PrepFlags: ParsableArguments {
     @Option(help: "Output directory (created if needed).")
     var out: String
 
-    @Option(parsing: .unconditional, help: "Images held out from the official training set for validation (default: per dataset).")
+    @Option(parsing: .unconditional, help: "Images held out from the official training set for validation (default: 10000 for MNIST, Fashion-MNIST and Tiny-ImageNet, 5000 for CIFAR-10/100 and ImageNet-100, else a tenth of the training images up to 5000).")
     var val: Int?
 
     @Option(parsing: .unconditional, help: "Seed of the validation hold-out (stratified: each class keeps its share).")
@@ -140,11 +140,14 @@ struct PrepImageFolder: ParsableCommand {
     @Option(help: "Root folder.") var src: String
     @Option(parsing: .unconditional, help: "Stored side length (e.g. 64 or 256).") var size: Int
     @Option(help: "Dataset name stored in the index (default: the folder name).") var name: String?
+    @Option(parsing: .unconditional, help: "Stored channels: 3 (RGB, default) or 1 (gray, ITU-R 601 luma).") var channels = 3
     @OptionGroup var flags: PrepFlags
     func run() throws {
         try Repro.guarded {
             var o = try flags.options(size: size)
             o.name = name
+            o.channels = channels
+            try o.validate()
             let dataset = name ?? srcURL(src).lastPathComponent
             if let entry = DatasetCatalog.entries[dataset], !entry.prepCommand.hasPrefix("repro prep imagefolder") {
                 print("note: '\(dataset)' is also a built-in dataset; this image folder keeps the image-folder defaults "

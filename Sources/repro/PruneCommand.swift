@@ -8,7 +8,7 @@ struct PruneCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "prune", abstract: "Remove last.h5 (or best.h5) of finished runs: run folders or sweep folders.",
         discussion: """
-            Only runs with results.json are touched; unfinished runs keep everything. With --keep best (the
+            Only runs with results.json are touched; unfinished runs keep everything. With --keep best (the \
             default) a run keeps the weights it was tested with and can no longer be resumed or extended.
             """)
 

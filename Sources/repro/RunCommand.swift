@@ -12,14 +12,15 @@ struct RecipeOverrides: ParsableArguments {
     @Option(parsing: .unconditional, help: "Epochs.") var epochs: Int?
     @Option(parsing: .unconditional, help: "Batch size.") var batchSize: Int?
     @Option(parsing: .unconditional, help: "Peak learning rate (the cosine schedule ends at min_lr).") var lr: Double?
-    @Option(parsing: .unconditional, help: "Random seed (weights, readouts, data order, augmentation).") var seed: UInt64?
+    @Option(parsing: .unconditional, help: "Random seed (weights, readouts, data order, augmentation); sweep takes --seeds instead.") var seed: UInt64?
     @Option(parsing: .unconditional, help: "Train on the first N images of a fixed permutation.") var subset: Int?
     @Option(parsing: .unconditional, help: "Evaluate on the first N images of validation/test.") var evalSubset: Int?
     @Option(parsing: .unconditional, help: "Gradient accumulation: K micro-batches per optimizer step.") var accumulate: Int?
     @Option(help: "Label set: fine (labels) or coarse (CIFAR-100 superclasses).") var labels: String?
     @Option(parsing: .unconditional, help: "ASGE partition factor alpha.") var alpha: Double?
     @Option(help: "Pooling: rms, avg or max.") var pool: String?
-    @Option(help: "Prediction strategy: fusion, last or best.") var pred: String?
+    @Option(help: "Prediction strategy: fusion, last, best, goodness-mean, goodness-last or goodness-logistic.")
+    var pred: String?
     @Option(help: "Convolution precision: fp32 (default) or bf16 (needs AVX512_BF16).") var precision: String?
     @Option(help: "Initial weights: a .safetensors file (torchvision names) or a repro checkpoint.")
     var initFrom: String?
@@ -102,10 +103,10 @@ struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run", abstract: "Train a recipe, keep the best-on-validation checkpoint, test it.",
         discussion: """
-            Each run gets its own folder, runs/<recipe>/<date>-<time>[-<tag>] (or --out): config.json,
-            best.h5, last.h5, metrics.jsonl, metrics.csv, results.json (docs/results.md). A run never
-            replaces another run's files.
-            --resume RUN_DIR (or a checkpoint) continues a run with the config stored in it; options need
+            Each run gets its own folder, runs/<recipe>/<date>-<time>[-<tag>] (or --out): config.json, \
+            best.h5, last.h5, metrics.jsonl, metrics.csv, results.json (docs/results.md). A run never \
+            replaces another run's files. \
+            --resume RUN_DIR (or a checkpoint) continues a run with the config stored in it; options need \
             not be repeated. To train longer than planned: --resume RUN_DIR --epochs N --extend.
             """)
 

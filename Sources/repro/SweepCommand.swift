@@ -9,8 +9,8 @@ struct SweepCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sweep", abstract: "Run a recipe over several seeds (sequentially), then print the table.",
         discussion: """
-            Runs go to SWEEP/seed-<S>, where SWEEP is runs/<recipe>/<date>-<time>-sweep[-<tag>] or --out.
-            Every `repro run` option is passed on (e.g. --epochs 3 --set alpha=1.5); --seed is not (use --seeds).
+            Runs go to SWEEP/seed-<S>, where SWEEP is runs/<recipe>/<date>-<time>-sweep[-<tag>] or --out. \
+            Every `repro run` option is passed on (e.g. --epochs 3 --set alpha=1.5); --seed is not (use --seeds). \
             Compare two sweeps with `repro table SWEEP_A SWEEP_B` (paired t-test over seeds).
             """)
 

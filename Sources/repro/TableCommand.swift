@@ -7,9 +7,9 @@ struct TableCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "table", abstract: "Mean ± std of finished runs per predictor and readout; paired t-tests between groups.",
         discussion: """
-            Each PATH is a run folder, a results record (repro eval --out), or a sweep folder (a folder of runs).
-            A sweep folder is one group; single runs are grouped by config (apart from the seed) and dataset.
-            With two or more groups, each later group is compared with the first, paired by seed (two-sided
+            Each PATH is a run folder, a results record (repro eval --out), or a sweep folder (a folder of runs). \
+            A sweep folder is one group; single runs are grouped by config (apart from the seed) and dataset. \
+            With two or more groups, each later group is compared with the first, paired by seed (two-sided \
             paired t-test). The output is Markdown, ready for papers/<paper>/README.md.
             """)
 
@@ -35,8 +35,8 @@ struct PlotCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plot", abstract: "SVG of per-readout validation accuracy, training loss and predictor accuracy over epochs.",
         discussion: """
-            PATHs are grouped as in `repro table`; each group is one row of three panels, several runs drawn as
-            their mean with a band of ±1 std. The output is SVG (any browser shows it); for a PNG use e.g.
+            PATHs are grouped as in `repro table`; each group is one row of three panels, several runs drawn as \
+            their mean with a band of ±1 std. The output is SVG (any browser shows it); for a PNG use e.g. \
             `rsvg-convert -o curves.png curves.svg` (Debian package librsvg2-bin).
             """)
 

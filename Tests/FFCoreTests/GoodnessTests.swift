@@ -2,7 +2,7 @@ import FFCore
 import XCTest
 
 /// Spatial goodness (mean of y^2 per patch, adaptive bins) forward/backward, and the
-/// partition factor of ASGE eq. 3 with the Table 1 check from METHODS.md.
+/// partition factor of ASGE eq. 3 with the check against the paper's Table 1 (papers/asge/README.md).
 final class GoodnessTests: XCTestCase {
     private struct Shape: CustomStringConvertible {
         var n, c, h, w, p: Int
@@ -147,7 +147,7 @@ final class GoodnessTests: XCTestCase {
 
     // MARK: partition factor
 
-    /// METHODS.md, Table 1 check: VGG8 channels with C_L = 512 at a spatial size that does
+    /// The paper's Table 1 check: VGG8 channels with C_L = 512 at a spatial size that does
     /// not clip.
     func testPartitionTable1() {
         let expected: [(Double, [Int: Int])] = [

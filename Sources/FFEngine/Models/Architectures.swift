@@ -59,7 +59,7 @@ public struct VGGSpec: Codable, Equatable {
         self.poolAfter = poolAfter
     }
 
-    /// ASGE/DTG-FF VGG8: 7 conv layers; layers 2..7 hold 2560 channels (METHODS.md).
+    /// ASGE/DTG-FF VGG8: 7 conv layers; layers 2..7 hold 2560 channels (papers/asge/README.md).
     public static let vgg8 = VGGSpec(channels: [128, 256, 256, 512, 512, 512, 512], poolAfter: [1, 3, 5, 7])
     /// Standard VGG11 stack [64,M,128,M,256,256,M,512,512,M,512,512,M].
     public static let vgg11 = VGGSpec(channels: [64, 128, 256, 256, 512, 512, 512, 512], poolAfter: [1, 2, 4, 6, 8])

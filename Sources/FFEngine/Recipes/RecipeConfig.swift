@@ -359,7 +359,8 @@ public struct RecipeConfig: Codable, Equatable {
                                           "paper_top1", "paper_top5", "paper_source", "init_from", "resize",
                                           "color_jitter", "subset_seed"])
         guard known.contains(key) else {
-            throw FFError("--set: unknown config field '\(key)'. `repro show NAME` lists the fields.")
+            throw FFError("--set: unknown config field '\(key)'.\(Suggest.hint(key, among: Array(known))) `repro show NAME "
+                + "--all` lists the fields.")
         }
         let value = (try? JSONSerialization.jsonObject(with: Data(raw.utf8), options: [.fragmentsAllowed])) ?? raw
         dict[key] = value is NSNull ? nil : value

@@ -5,12 +5,11 @@ public enum Recipes {
 
     public static func named(_ name: String) throws -> RecipeConfig {
         if let r = all.first(where: { $0.name == name }) { return r }
-        let close = all.map(\.name).filter { $0.contains(name) || name.contains($0) }
-        let hint = close.isEmpty ? "" : " Did you mean \(close.joined(separator: " or "))?"
-        throw FFError("unknown recipe '\(name)'.\(hint) `repro list` shows the available recipes.")
+        throw FFError("unknown recipe '\(name)'.\(Suggest.hint(name, among: all.map(\.name))) `repro list` shows the "
+            + "available recipes.")
     }
 
-    // MARK: ASGE (seed 001/003; METHODS.md)
+    // MARK: ASGE (papers/asge/README.md)
 
     static func asgeBase(_ name: String, dataset: String, arch: String, epochs: Int, augment: String,
                          top1: Double, source: String) -> RecipeConfig {

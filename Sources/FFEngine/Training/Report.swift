@@ -27,13 +27,28 @@ public enum Report {
         }
     }
 
+    /// The predictor's name in progress and epoch lines (the summary uses `predictorName`);
+    /// nil for Best Pred, which has no head of its own.
+    static func shortPredictorName(_ config: RecipeConfig) -> String? {
+        switch config.pred {
+        case "best": return nil
+        case "goodness-mean": return "mean goodness"
+        case "goodness-last": return "last goodness"
+        case "goodness-logistic": return "Logistic Fusion"
+        default:
+            if config.headBackprop { return config.hasLocalLoss ? "final classifier" : "BP classifier" }
+            if config.pred == "last" { return "Last Pred" }
+            return config.fusionBatchNorm ? "fused classifier" : "Fusion Pred"
+        }
+    }
+
     static func progressFields(_ t: Tally, config: RecipeConfig, runETA: Double?) -> String {
         var parts: [String] = []
         if let last = t.unitMeanLoss.indices.last, t.count > 0, t.unitLoss.contains(where: { $0 != 0 }) {
             parts.append(String(format: "L%d loss %.3f acc %@", last + 1, t.unitMeanLoss[last], pct(t.unitAccuracy[last])))
         }
-        if config.pred != "best" {
-            parts.append(String(format: "head loss %.3f acc %@", t.headMeanLoss, pct(t.headAccuracy)))
+        if let name = shortPredictorName(config) {
+            parts.append(String(format: "%@ loss %.3f acc %@", name, t.headMeanLoss, pct(t.headAccuracy)))
         }
         var text = parts.joined(separator: ", ")
         if let eta = runETA { text += (text.isEmpty ? "" : " | ") + "run ETA " + Progress.formatDuration(eta) }
@@ -51,14 +66,15 @@ public enum Report {
 
     static func epochLine(_ r: EpochRecord, config: RecipeConfig, best: Bool, runETA: Double? = nil) -> String {
         var s = String(format: "epoch %d/%d lr %.3g %.1f img/s", r.epoch, config.epochs, r.lr, r.imagesPerSecond)
-        if let h = r.trainHeadAccuracy { s += " | train head \(pct(h))" }
+        let name = shortPredictorName(config) ?? "head"
+        if let h = r.trainHeadAccuracy { s += " | train \(name) \(pct(h))" }
         if !r.valUnitAccuracy.isEmpty {
             s += " | val layers " + r.valUnitAccuracy.map { pct($0) }.joined(separator: " ")
         }
-        if let h = r.valHeadAccuracy { s += " | val head \(pct(h))" }
+        if let h = r.valHeadAccuracy { s += " | val \(name) \(pct(h))" }
         if let b = r.bestLayer { s += " (best layer \(b))" }
         if let t = r.temperatures { s += " | T " + t.map { String(format: "%.2f", $0) }.joined(separator: " ") }
-        if best { s += " *" }
+        if best { s += " * best so far (best.h5)" }
         if let eta = runETA { s += " | run ETA " + Progress.formatDuration(eta) }
         return s
     }
@@ -71,10 +87,8 @@ public enum Report {
         var lines = ["", "\(config.name) on \(config.dataset) \(split) (\(t.count) images; model from \(selectedFrom))"]
         // Top-5 of five classes or fewer is 100 % by definition: not shown.
         let showTop5 = !(1...5).contains(t.classes)
-        func row(_ name: String, _ top1: Double?, _ top5: Double?) {
-            let t5 = (showTop5 ? top5 : nil).map { "  top-5 \(pct($0))" } ?? ""
-            lines.append("  " + TextTable.pad(name, 36) + TextTable.pad(pct(top1), 6, right: true) + "%" + t5)
-        }
+        var rows: [(String, Double?, Double?)] = []
+        func row(_ name: String, _ top1: Double?, _ top5: Double?) { rows.append((name, top1, top5)) }
         if !t.unitAccuracy.isEmpty {
             for (i, a) in t.unitAccuracy.enumerated() { row("\(i < labels.count ? labels[i] : "readout \(i + 1)") readout", a, nil) }
             let b = bestLayer ?? t.bestLayer ?? 1
@@ -82,6 +96,12 @@ public enum Report {
                 t.unitAccuracy[b - 1], t.unitTop5Accuracy[b - 1])
         }
         if config.pred != "best" { row(predictorName(config), t.headAccuracy, t.headTop5Accuracy) }
+        // One column for all names, however long a block's label is.
+        let width = max(36, (rows.map(\.0.count).max() ?? 0) + 2)
+        for (name, top1, top5) in rows {
+            let t5 = (showTop5 ? top5 : nil).map { "  top-5 \(pct($0))" } ?? ""
+            lines.append("  " + TextTable.pad(name, width) + TextTable.pad(pct(top1), 6, right: true) + "%" + t5)
+        }
         if let record, !record.classReport.isEmpty {
             lines.append("")
             lines += record.classReport

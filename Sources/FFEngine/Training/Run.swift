@@ -114,7 +114,7 @@ public final class TrainingRun {
         log("\(config.name): \(net.summary)")
         if let layoutLine { log(layoutLine) }
         log("data: \(data.train.sampleCount) train, \(data.val?.sampleCount ?? 0) val, \(data.test?.sampleCount ?? 0) test; "
-            + "\(ctx.threads) threads (\(ctx.simdName)); output \(directory.path)")
+            + "\(ctx.threads) thread\(ctx.threads == 1 ? "" : "s") (\(ctx.simdName)); output \(directory.path)")
         if data.val == nil { log("note: no validation split; the last epoch is used as the selected model") }
 
         var best = writes ? try initialBest(history, trainer: trainer,

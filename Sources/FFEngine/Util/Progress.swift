@@ -56,7 +56,9 @@ public final class Progress {
         if !isTTY && key == lastLine { return }
         lastLine = key
         let pct = total > 0 ? 100 * Double(done) / Double(total) : 100
-        var line = String(format: "%@ %d/%d (%.0f%%) %.1f %@/s", label, done, total, pct, rate, unit)
+        // A rate over less than a tenth of a second is noise ("888925.1 img/s"): not shown.
+        let speed = elapsed < 0.1 ? "" : String(format: rate >= 100 ? " %.0f %@/s" : " %.1f %@/s", rate, unit)
+        var line = String(format: "%@ %d/%d (%.0f%%)", label, done, total, pct) + speed
         if done < total, rate > 0 {
             line += " ETA " + Progress.formatDuration(Double(total - done) / rate)
         } else {

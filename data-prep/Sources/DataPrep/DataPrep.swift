@@ -26,6 +26,9 @@ public struct PrepOptions {
     /// Images declaring more pixels than this are refused before decoding (decompression
     /// bombs); the default is PIL's MAX_IMAGE_PIXELS.
     public var maxImagePixels: UInt64
+    /// Stored channels of image-file datasets: 3 (RGB) or 1 (gray by ITU-R 601 luma, as
+    /// `repro predict` converts for one-channel datasets).
+    public var channels = 3
     /// Show progress lines on stderr.
     public var progress: Bool
     /// Tests only: stop with an error at a chosen point, as if the process were killed.
@@ -67,6 +70,9 @@ public struct PrepOptions {
 
     /// Rejects values that cannot work, before anything is read or written.
     public func validate() throws {
+        guard channels == 1 || channels == 3 else {
+            throw FFError(.invalidArgument, "--channels \(channels) must be 1 (grayscale) or 3 (RGB).")
+        }
         if let size = size, !PrepOptions.sizeRange.contains(size) {
             throw FFError(.invalidArgument, "--size \(size) is outside \(PrepOptions.sizeRange.lowerBound)..."
                 + "\(PrepOptions.sizeRange.upperBound) (the stored side length in pixels, e.g. 64 or 256).")

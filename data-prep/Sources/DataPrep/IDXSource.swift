@@ -161,6 +161,7 @@ enum PrepCommandText {
         if o.seed != 0 { s += " --seed \(o.seed)" }
         if o.shardBytes != PrepOptions().shardBytes { s += " --shard-mb \(Double(o.shardBytes) / 1048576)" }
         if let n = o.name { s += " --name \(n)" }
+        if o.channels != 3 { s += " --channels \(o.channels)" }
         return s
     }
 }

@@ -15,9 +15,9 @@ final class ImageFileSource: ItemSource {
     /// Items known to be unreadable before decoding (broken links), with the reason.
     private(set) var preset: [Int: String] = [:]
 
-    init(size: Int, maxPixels: UInt64) {
+    init(size: Int, maxPixels: UInt64, channels: Int = 3) {
         self.size = size
-        imageSize = [size, size, 3]
+        imageSize = [size, size, channels]
         limits = ffio_image_limits(max_pixels: maxPixels, max_file_bytes: 0)
     }
 
@@ -39,8 +39,19 @@ final class ImageFileSource: ItemSource {
         if let f = preset[item] { return f }
         var err = [CChar](repeating: 0, count: 512)
         var lim = limits
-        let rc = paths[item].withCString { ffio_image_prepare($0, Int32(size), &lim, out, nil, nil, &err, err.count) }
-        return rc == 0 ? nil : String(cString: err)
+        guard imageSize[2] == 1 else {
+            let rc = paths[item].withCString { ffio_image_prepare($0, Int32(size), &lim, out, nil, nil, &err, err.count) }
+            return rc == 0 ? nil : String(cString: err)
+        }
+        // Gray: ITU-R 601 luma of the RGB image, rounded as `repro predict` does.
+        var rgb = [UInt8](repeating: 0, count: size * size * 3)
+        let rc = paths[item].withCString { ffio_image_prepare($0, Int32(size), &lim, &rgb, nil, nil, &err, err.count) }
+        if rc != 0 { return String(cString: err) }
+        for i in 0..<(size * size) {
+            let r = Int(rgb[3 * i]), g = Int(rgb[3 * i + 1]), b = Int(rgb[3 * i + 2])
+            out[i] = UInt8((299 * r + 587 * g + 114 * b + 500) / 1000)
+        }
+        return nil
     }
 }
 

@@ -26,7 +26,7 @@ enum ImageFolderSource {
             throw SourceProblem.error("imagefolder", source, expected: expected, hint: "No class folders were found in \(trainRoot.display).")
         }
         let classes = try distinctNames(classDirs, in: trainRoot)
-        let src = ImageFileSource(size: size, maxPixels: options.maxImagePixels)
+        let src = ImageFileSource(size: size, maxPixels: options.maxImagePixels, channels: options.channels)
         var notes = ImageTree.Notes()
         var trainItems = try ImageTree.addClassFolders(trainRoot, classes: classDirs, to: src,
                                                        namePrefix: splitLayout ? "train/" : "", notes: &notes)
