@@ -84,12 +84,28 @@ struct ListCommand: ParsableCommand {
 }
 
 struct ShowCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "show", abstract: "Print a recipe's full config as JSON.")
+    static let configuration = CommandConfiguration(
+        commandName: "show", abstract: "A recipe's config: the fields it uses, grouped, each with its meaning.")
 
     @Argument(help: "Recipe name (see `repro list`).")
     var name: String
+    @Flag(help: "Also the fields that have no effect for this recipe, and unset ones.") var all = false
+    @Flag(help: "The full config as JSON (the form config.json stores and `--set` edits).") var json = false
+    @Option(help: "Show the config as adapted to this dataset directory (channels, size, classes).") var data: String?
+    @Option(name: .customLong("set"), parsing: .singleValue, help: "Apply a config change first, as `repro run --set`.")
+    var sets: [String] = []
 
     func run() throws {
-        try Repro.guarded { print(try Recipes.named(name).json()) }
+        try Repro.guarded {
+            var config = try Recipes.named(name)
+            for s in sets { config = try config.setting(s) }
+            try config.validate()
+            if let data {
+                let choice = try RunData.choose(config, directory: URL(fileURLWithPath: data, isDirectory: true))
+                config = choice.config
+                if let note = choice.adaptation, !json { print(note + "\n") }
+            }
+            print(json ? config.json() : try ConfigGuide.render(config, all: all))
+        }
     }
 }

@@ -51,3 +51,31 @@ final class WordingTests: XCTestCase {
         try cli.ok(["predict", "--checkpoint", dir.appendingPathComponent("best.h5").path, "toy/test/red/000.png"])
     }
 }
+
+/// `repro show` gives what a recipe uses, grouped and explained (issue 19 item 1).
+final class ShowTests: XCTestCase {
+    var cli: CLI { CLI(cwd: TrustWorkspace.shared.work) }
+
+    func testShowGroupsWhatTheRecipeUses() throws {
+        let asge = try cli.ok(["show", "asge-fmnist"]).out
+        for line in ["Network", "Local objective", "Between layers", "Predictor", "Data", "Optimisation",
+                     "rms_eps             1.928749848e-22", "alpha               1                   ASGE partition factor"] {
+            XCTAssertTrue(asge.contains(line), "\(line)\n\(asge)")
+        }
+        for unused in ["cov ", "cov_directions", "momentum", "aux_kernel", "temperature_init", "fusion_init_first"] {
+            XCTAssertFalse(asge.contains("  \(unused)"), "\(unused) does nothing for ASGE\n\(asge)")
+        }
+        XCTAssertTrue(asge.contains("fields without effect for this recipe are not shown (--all shows them)"))
+        let all = try cli.ok(["show", "asge-fmnist", "--all"]).out
+        XCTAssertTrue(all.contains("momentum") && all.contains("(no effect here: it applies to optimizer = sgd"), all)
+        let bicovg = try cli.ok(["show", "bicovg-cifar100"]).out
+        XCTAssertTrue(bicovg.contains("cov_directions") && bicovg.contains("fal_bias"), bicovg)
+        // --json is the stored form (config.json), complete.
+        let json = try cli.ok(["show", "asge-fmnist", "--json"]).out
+        let decoded = try RecipeConfig.fromJSON(json, source: "show")
+        XCTAssertEqual(decoded, try Recipes.named("asge-fmnist"))
+        // --data shows the config adapted to a dataset.
+        let toy = try cli.ok(["show", "asge-cifar10", "--data", "data/toy"]).out
+        XCTAssertTrue(toy.contains("adapted to dataset 'toy'") && toy.contains("dataset             toy"), toy)
+    }
+}

@@ -4,10 +4,10 @@
 Run by hand (CI never needs torch):
     python3 -m venv .venv-torch
     .venv-torch/bin/pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 numpy
-    .build/release/repro show asge-cifar100 > /tmp/asge.json
+    .build/release/repro show asge-cifar100 --json > /tmp/asge.json
     .venv-torch/bin/python tools/bench/torch_step.py --config /tmp/asge.json --mode compile
 
-The model and step are built from a recipe config (the JSON of `repro show NAME`), the same
+The model and step are built from a recipe config (the JSON of `repro show NAME --json`), the same
 way ffrepro's Network and Trainer build them (Models/Network.swift, Training/Trainer.swift,
 Layers/GoodnessReadout.swift):
 
@@ -335,12 +335,12 @@ def load_config(args):
         text = sys.stdin.read() if args.config == "-" else open(args.config).read()
         return json.loads(text)
     name = "asge-cifar100" if args.recipe == "asge-vgg8" else args.recipe
-    return json.loads(subprocess.check_output([args.repro, "show", name]))
+    return json.loads(subprocess.check_output([args.repro, "show", name, "--json"]))
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--config", help="recipe JSON file (`repro show NAME`), or - for stdin")
+    ap.add_argument("--config", help="recipe JSON file (`repro show NAME --json`), or - for stdin")
     ap.add_argument("--recipe", default="asge-vgg8", help="recipe name, read through `REPRO show` (no --config)")
     ap.add_argument("--repro", default=".build/release/repro", help="the repro binary for --recipe")
     ap.add_argument("--mode", choices=["eager", "compile"], default="eager")
