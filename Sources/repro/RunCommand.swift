@@ -121,6 +121,8 @@ struct RunCommand: ParsableCommand {
     var extend = false
     @Flag(help: "Replace another run's files in the output folder (without it such a folder is refused).")
     var overwrite = false
+    @Option(help: "Write TensorBoard event files into DIR/<run folder name>/ (tensorboard --logdir DIR).")
+    var tensorboard: String?
     @Option(help: ArgumentHelp("Checkpoints kept when the run has finished: both (default), best (weights of the tested "
         + "epoch; the run can no longer be resumed or extended) or last (with optimizer state).", valueName: "which"))
     var keep = "both"
@@ -205,6 +207,7 @@ struct RunCommand: ParsableCommand {
                                       resume: checkpoint)
             run.overwrite = overwrite
             run.parallel = parallel
+            run.tensorboard = tensorboard.map { URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath, isDirectory: true) }
             if parallel == nil { Self.reportInterruptions(run) }
             if parallel?.isRoot == false {
                 run.log = { _ in }

@@ -21,6 +21,7 @@ struct SweepCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Checkpoints each finished run keeps: both (default), best or last (see `repro run --help`).",
                                valueName: "which"))
     var keep = "both"
+    @Option(help: "TensorBoard folder for every seed's run (see `repro run --help`).") var tensorboard: String?
     @OptionGroup var overrides: RecipeOverrides
     @OptionGroup var threading: ThreadOptions
 
@@ -76,7 +77,7 @@ struct SweepCommand: ParsableCommand {
                     continue
                 } else if FileManager.default.fileExists(atPath: folder.last.path) {
                     print("seed \(seed): resuming \(dir.path)")
-                    childArgs = ["run", "--resume", dir.path, "--keep", keep]
+                    childArgs = ["run", "--resume", dir.path, "--keep", keep] + (tensorboard.map { ["--tensorboard", $0] } ?? [])
                         + (threading.threads.map { ["--threads", String($0)] } ?? [])
                 } else {
                     print("seed \(seed): \(dir.path)")

@@ -267,3 +267,18 @@ final class ResultsTests: XCTestCase {
         }
     }
 }
+
+final class EventFileTests: XCTestCase {
+    func testCRC32CAndProtoRoundTrip() throws {
+        XCTAssertEqual(EventWriterProbe.crc32c(Array("123456789".utf8)), 0xE306_9283, "the CRC-32C check value")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ffrepro-events-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let w = try EventWriter(directory: dir)
+        try w.scalars([("a", 1.5), ("b/c", -2)], step: 7)
+        try w.scalar("a", 3, step: 300)
+        let back = try EventWriter.readScalars(w.url)
+        XCTAssertEqual(back.map(\.tag), ["a", "b/c", "a"])
+        XCTAssertEqual(back.map(\.step), [7, 7, 300])
+        XCTAssertEqual(back.map(\.value), [1.5, -2, 3])
+    }
+}

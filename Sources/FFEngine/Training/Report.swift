@@ -64,6 +64,24 @@ public enum Report {
                       Progress.formatDuration(seconds), val)
     }
 
+    /// The scalars of an epoch record for TensorBoard: tags "train/...", "val/...", percent
+    /// accuracies and nats, as in metrics.jsonl.
+    static func scalars(_ r: EpochRecord, labels: [String], config: RecipeConfig) -> [(String, Double)] {
+        func name(_ i: Int) -> String { (i < labels.count ? labels[i] : "readout \(i + 1)").replacingOccurrences(of: " ", with: "_") }
+        var out: [(String, Double)] = [("epoch", Double(r.epoch)), ("lr", r.lr), ("images_per_s", r.imagesPerSecond)]
+        for (i, x) in r.trainUnitLoss.enumerated() { out.append(("train/\(name(i))_loss", x)) }
+        for (i, x) in r.trainUnitAccuracy.enumerated() { out.append(("train/\(name(i))_acc_pct", 100 * x)) }
+        for (i, x) in r.valUnitAccuracy.enumerated() { out.append(("val/\(name(i))_acc_pct", 100 * x)) }
+        for (i, x) in r.valUnitLoss.enumerated() { out.append(("val/\(name(i))_loss", x)) }
+        if let x = r.trainHeadLoss { out.append(("train/predictor_loss", x)) }
+        if let x = r.trainHeadAccuracy { out.append(("train/predictor_acc_pct", 100 * x)) }
+        if let x = r.valHeadAccuracy { out.append(("val/predictor_acc_pct", 100 * x)) }
+        if let x = r.valHeadLoss { out.append(("val/predictor_loss", x)) }
+        if let x = r.valSelected { out.append(("val/selected_pct", 100 * x)) }
+        for (i, t) in (r.temperatures ?? []).enumerated() { out.append(("temperature/\(name(i))", t)) }
+        return out
+    }
+
     static func epochLine(_ r: EpochRecord, config: RecipeConfig, best: Bool, runETA: Double? = nil) -> String {
         var s = String(format: "epoch %d/%d lr %.3g %.1f img/s", r.epoch, config.epochs, r.lr, r.imagesPerSecond)
         let name = shortPredictorName(config) ?? "head"

@@ -51,6 +51,11 @@ public final class TrainingRun {
     public var onPhase: (String) -> Void = { _ in }
     /// The build and arithmetic this run computes with, recorded in its checkpoints and results.
     private lazy var build = BuildInfo.current(ctx)
+    /// TensorBoard log folder (`--tensorboard DIR`): events go to DIR/<run folder name>/;
+    /// scalars per epoch, and the running training losses every `tensorboardEvery` steps.
+    public var tensorboard: URL?
+    public var tensorboardEvery = 50
+    private var events: EventWriter?
     /// A projected whole run longer than this gets a one-line estimate early in the first epoch.
     public var estimateThreshold: TimeInterval = 300
     /// Replace another run's files in the folder (else such a folder is refused).
@@ -106,6 +111,10 @@ public final class TrainingRun {
         let claimed = writes ? try folder.claim(for: config, continuing: continuesInPlace, overwrite: overwrite) : nil
         defer { claimed?.release() }
         if let resume { log("resumed from \(resume.path) after epoch \(startEpoch) (step \(trainer.step))") }
+        if writes, let tb = tensorboard {
+            events = try EventWriter(directory: tb.appendingPathComponent(directory.lastPathComponent, isDirectory: true))
+            log("TensorBoard events: \(events!.url.deletingLastPathComponent().path) (tensorboard --logdir \(tb.path))")
+        }
         let metrics = MetricsLog(directory: directory)
         if writes {
             try metrics.reset(keeping: history)
@@ -132,6 +141,7 @@ public final class TrainingRun {
                 throw e
             }
             history.append(record)
+            try events?.scalars(Report.scalars(record, labels: net.readoutLabels, config: config), step: trainer.step)
             let state = RunState(epoch: epoch + 1, step: trainer.step, history: history)
             if writes { try metrics.append(record) }
             // best.h5 before last.h5: an interruption in between leaves last.h5 one epoch
@@ -237,6 +247,12 @@ public final class TrainingRun {
         let batches = parallel == nil ? data.train.batches(epoch: epoch, batchSize: config.batchSize) : BatchStream { nil }
         while let batch = try batches.next() {
             try trainer.trainStep(batch, lr: lr, tally: &tally)
+            if let events, trainer.step % tensorboardEvery == 0 {
+                var running: [(String, Double)] = []
+                if let last = tally.unitMeanLoss.last { running.append(("train_running/last_readout_loss", last)) }
+                if trainer.net.hasPredictor { running.append(("train_running/predictor_loss", tally.headMeanLoss)) }
+                try events.scalars(running, step: trainer.step)
+            }
             let elapsed = Date().timeIntervalSince(start)
             let eta = clock.remaining(inEpoch: epoch, fraction: Double(tally.count) / Double(max(total, 1)), elapsed: elapsed)
             fields = Report.progressFields(tally, config: config, runETA: eta)
