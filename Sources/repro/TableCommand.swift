@@ -33,20 +33,28 @@ struct TableCommand: ParsableCommand {
 /// `repro plot`: training curves as SVG.
 struct PlotCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "plot", abstract: "SVG of per-readout validation accuracy, training loss and predictor accuracy over epochs.",
+        commandName: "plot", abstract: "SVG comparing groups of runs over epochs: predictor, readouts, training loss.",
         discussion: """
-            PATHs are grouped as in `repro table`; each group is one row of three panels, several runs drawn as \
-            their mean with a band of ±1 std. The output is SVG (any browser shows it); for a PNG use e.g. \
+            PATHs are grouped as in `repro table`; the groups share the axes of three panels (predictor \
+            validation accuracy with the majority-class and chance lines; best and last readout, or every readout \
+            with --readouts all; training losses), one colour per group, several runs drawn as their mean with a \
+            band of ±1 std. The output is SVG (any browser shows it); for a PNG use e.g. \
             `rsvg-convert -o curves.png curves.svg` (Debian package librsvg2-bin).
             """)
 
     @Argument(help: "Run folders or sweep folders.") var paths: [String]
     @Option(help: "Output .svg file.") var out: String
     @Option(help: "Title above the figure.") var title: String?
+    @Option(help: ArgumentHelp("Readouts drawn: best-last (default: the one chosen on validation and the last) or all.",
+                               valueName: "which"))
+    var readouts = "best-last"
 
     func run() throws {
         try Repro.guarded {
             guard !paths.isEmpty else { throw FFError(.invalidArgument, "Give at least one run or sweep folder.") }
+            guard ["best-last", "all"].contains(readouts) else {
+                throw FFError(.invalidArgument, "--readouts '\(readouts)' is not one of: best-last, all.")
+            }
             guard out.lowercased().hasSuffix(".svg") else {
                 throw FFError(.invalidArgument, "--out must name an .svg file (got \(out)); convert it to PNG with "
                     + "`rsvg-convert -o figure.png figure.svg`.")
@@ -56,7 +64,7 @@ struct PlotCommand: ParsableCommand {
                 throw FFError(.missing, "\(g.name): no metrics.jsonl to plot (eval records have no epochs).")
             }
             let url = URL(fileURLWithPath: out)
-            try AtomicFile.write(Data(RunPlot.svg(groups, title: title).utf8), to: url)
+            try AtomicFile.write(Data(RunPlot.svg(groups, title: title, allReadouts: readouts == "all").utf8), to: url)
             print("wrote \(url.path) (\(groups.count) group\(groups.count == 1 ? "" : "s"), "
                 + "\(groups.reduce(0) { $0 + $1.runs.count }) runs)")
         }

@@ -1,12 +1,12 @@
 import Foundation
 
-/// `repro plot`: an SVG of training curves. One row per group of runs, three panels:
-/// validation accuracy per readout over epochs (the papers' per-layer figure), training
-/// loss per readout, and the predictor (validation selection metric, and the head's
-/// training accuracy). Several runs in a group draw their mean with a band of ±1 sample
-/// standard deviation.
+/// `repro plot`: an SVG of training curves that compares groups of runs on shared axes: one
+/// panel per metric (the predictor's validation accuracy with the majority-class and chance
+/// lines; the best and last readouts' validation accuracy, or every readout; training
+/// losses), one colour per group, its mean over seeds as a line with a band of ±1 sample
+/// standard deviation, y-axis labels, and the legend under the panels it explains.
 public enum RunPlot {
-    static let palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+    public static let palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
                           "#bcbd22", "#17becf"]
     static let panelWidth = 300.0, panelHeight = 190.0
     static let left = 52.0, top = 34.0, gap = 40.0, rowHeight = 270.0, legendWidth = 170.0
@@ -16,6 +16,7 @@ public enum RunPlot {
         var label: String
         var color: String
         var dashed = false
+        var thin = false
         /// (epoch, mean, std or nil)
         var points: [(Double, Double, Double?)]
     }
@@ -67,9 +68,12 @@ public enum RunPlot {
 
     /// One panel at (x0, y0): axes, ticks, bands, lines and point markers. `log`: a
     /// logarithmic y axis (losses of layers that differ by an order of magnitude).
-    static func panel(_ s: [Series], x0: Double, y0: Double, title: String, percent: Bool, log: Bool = false) -> [String] {
+    static func panel(_ s: [Series], x0: Double, y0: Double, title: String, yLabel: String, percent: Bool, log: Bool = false,
+                      references: [(value: Double, label: String, dotted: Bool)] = []) -> [String] {
         var out = ["<text x=\"\(f(x0))\" y=\"\(f(y0 - 10))\" class=\"title\">\(esc(title))</text>"]
-        let all = s.flatMap { $0.points }
+        out.append("<text transform=\"translate(\(f(x0 - 38)),\(f(y0 + panelHeight / 2))) rotate(-90)\" class=\"ylabel\">"
+            + "\(esc(yLabel))</text>")
+        let all = s.flatMap { $0.points } + references.map { (1.0, $0.value, nil) }
         guard !all.isEmpty else {
             out.append("<text x=\"\(f(x0 + 20))\" y=\"\(f(y0 + panelHeight / 2))\" class=\"note\">not measured</text>")
             return out
@@ -110,6 +114,11 @@ public enum RunPlot {
             out.append("<text x=\"\(f(px(t)))\" y=\"\(f(y0 + panelHeight + 16))\" class=\"xtick\">\(tickText(t))</text>")
         }
         out.append("<text x=\"\(f(x0 + panelWidth / 2))\" y=\"\(f(y0 + panelHeight + 32))\" class=\"xlabel\">epoch</text>")
+        for r in references where r.value >= yLo && r.value <= yHi {
+            out.append("<line x1=\"\(f(x0))\" x2=\"\(f(x0 + panelWidth))\" y1=\"\(f(py(r.value)))\" y2=\"\(f(py(r.value)))\" "
+                + "class=\"\(r.dotted ? "chance" : "majority")\"/>")
+            out.append("<text x=\"\(f(x0 + panelWidth - 4))\" y=\"\(f(py(r.value) - 3))\" class=\"reflabel\">\(esc(r.label))</text>")
+        }
         for se in s where se.points.contains(where: { $0.2 != nil }) {
             let upper = se.points.map { "\(f(px($0.0))),\(f(py($0.1 + ($0.2 ?? 0))))" }
             let lower = se.points.reversed().map { "\(f(px($0.0))),\(f(py($0.1 - ($0.2 ?? 0))))" }
@@ -117,7 +126,7 @@ public enum RunPlot {
         }
         for se in s {
             let pts = se.points.map { "\(f(px($0.0))),\(f(py($0.1)))" }.joined(separator: " ")
-            out.append("<polyline points=\"\(pts)\" stroke=\"\(se.color)\" class=\"line\(se.dashed ? " dashed" : "")\"/>")
+            out.append("<polyline points=\"\(pts)\" stroke=\"\(se.color)\" class=\"line\(se.dashed ? " dashed" : "")\(se.thin ? " thin" : "")\"/>")
             for p in se.points {
                 out.append("<circle cx=\"\(f(px(p.0)))\" cy=\"\(f(py(p.1)))\" r=\"2.2\" fill=\"\(se.color)\"/>")
             }
@@ -125,61 +134,80 @@ public enum RunPlot {
         return out
     }
 
-    public static func svg(_ groups: [RunGroup], title: String? = nil) -> String {
-        let width = left + 3 * panelWidth + 2 * (gap + 20) + legendWidth + 10
+    public static func svg(_ groups: [RunGroup], title: String? = nil, allReadouts: Bool = false) -> String {
+        let width = left + 3 * panelWidth + 2 * (gap + 20) + 20
         let head = title == nil ? 0.0 : 26.0
-        let height = head + Double(groups.count) * rowHeight + 10
+        let legendTop = head + top + 12 + panelHeight + 48
+        let height = legendTop + Double(groups.count + 2) * 16 + 12
         var out = [
             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(f(width))\" height=\"\(f(height))\" "
                 + "viewBox=\"0 0 \(f(width)) \(f(height))\" font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\">",
             "<style>.title{font-size:13px;font-weight:bold}.note{font-size:12px;fill:#888}"
                 + ".ytick{font-size:10px;text-anchor:end}.xtick{font-size:10px;text-anchor:middle}"
-                + ".xlabel{font-size:11px;text-anchor:middle}.legend{font-size:11px}.group{font-size:14px;font-weight:bold}"
+                + ".xlabel{font-size:11px;text-anchor:middle}.ylabel{font-size:11px;text-anchor:middle}"
+                + ".legend{font-size:11px}.group{font-size:14px;font-weight:bold}.reflabel{font-size:9px;fill:#666;text-anchor:end}"
                 + ".frame{fill:none;stroke:#444;stroke-width:1}.grid{stroke:#ddd;stroke-width:1}.axis{stroke:#444}"
-                + ".band{opacity:0.18;stroke:none}.line{fill:none;stroke-width:1.8}.dashed{stroke-dasharray:5,3}</style>",
+                + ".majority{stroke:#888;stroke-width:1.2;stroke-dasharray:6,3}.chance{stroke:#888;stroke-width:1.2;stroke-dasharray:1,3}"
+                + ".band{opacity:0.18;stroke:none}.line{fill:none;stroke-width:1.8}.dashed{stroke-dasharray:5,3}"
+                + ".thin{stroke-width:1;opacity:0.7}</style>",
             "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>",
         ]
         if let title { out.append("<text x=\"\(f(left))\" y=\"20\" class=\"group\">\(esc(title))</text>") }
+        func color(_ g: Int) -> String { palette[g % palette.count] }
+        var pred: [Series] = [], readouts: [Series] = [], losses: [Series] = []
+        var majorities: [Double] = [], chances: [Double] = []
         for (gi, g) in groups.enumerated() {
-            let y = head + Double(gi) * rowHeight
+            let c = color(gi)
+            if let s = series(g.runs, label: g.name, color: c, { $0.valSelected.map { 100 * $0 } }) { pred.append(s) }
+            let count = g.runs.map { $0.history.last?.valUnitAccuracy.count ?? 0 }.max() ?? 0
+            // The best readout is the one the runs chose on validation (their Best Pred).
+            let chosen = g.runs.compactMap { $0.record.bestPredReadout ?? $0.history.last?.bestLayer }
+            let best = chosen.isEmpty ? nil : Dictionary(grouping: chosen, by: { $0 }).max { $0.value.count < $1.value.count }?.key
+            let shown: [Int] = allReadouts ? Array(0..<count) : Array(Set([best.map { $0 - 1 }, count > 0 ? count - 1 : nil]
+                .compactMap { $0 })).sorted()
+            for i in shown {
+                let label = g.runs.first?.readoutLabels.indices.contains(i) == true ? g.runs.first!.readoutLabels[i] : "readout \(i + 1)"
+                let isLast = i == count - 1 && i != (best ?? 0) - 1
+                if var s = series(g.runs, label: "\(g.name): \(label)", color: c, dashed: isLast,
+                                  { $0.valUnitAccuracy.count > i ? 100 * $0.valUnitAccuracy[i] : nil }) {
+                    s.thin = allReadouts
+                    readouts.append(s)
+                }
+            }
+            if let s = series(g.runs, label: g.name, color: c, { $0.trainHeadLoss }) { losses.append(s) }
+            if count > 0, let s = series(g.runs, label: g.name, color: c, dashed: true, { $0.trainUnitLoss.last }) { losses.append(s) }
+            majorities += g.runs.compactMap(\.record.majorityPct)
+            chances += g.runs.compactMap(\.record.chancePct)
+        }
+        var refs: [(value: Double, label: String, dotted: Bool)] = []
+        if let m = Stats.mean(majorities) { refs.append((m, "majority class (test split)", false)) }
+        if let ch = Stats.mean(chances) { refs.append((ch, "chance", true)) }
+        let py = head + top + 12
+        var x = left
+        out += panel(pred, x0: x, y0: py, title: "predictor: validation accuracy", yLabel: "accuracy (%)", percent: true,
+                     references: refs)
+        x += panelWidth + gap + 20
+        out += panel(readouts, x0: x, y0: py, title: allReadouts ? "every readout: validation accuracy"
+                        : "readouts: validation accuracy", yLabel: "accuracy (%)", percent: true, references: refs)
+        x += panelWidth + gap + 20
+        out += panel(losses, x0: x, y0: py, title: "training loss",
+                     yLabel: "cross-entropy (nats, log)", percent: false, log: true)
+        var ly = legendTop
+        for (gi, g) in groups.enumerated() {
             let n = g.runs.count
             let seeds = g.seeds.map(String.init).joined(separator: ",")
-            out.append("<text x=\"\(f(left))\" y=\"\(f(y + 16))\" class=\"group\">\(esc(g.name)) — \(n) run\(n == 1 ? "" : "s")"
-                + " (seed\(n == 1 ? "" : "s") \(seeds))\(n > 1 ? ", mean ± 1 std" : "")</text>")
-            let labels = g.runs.first?.readoutLabels ?? []
-            let count = g.runs.map { $0.history.first?.valUnitAccuracy.count ?? 0 }.max() ?? 0
-            func name(_ i: Int) -> String { i < labels.count ? labels[i] : "readout \(i + 1)" }
-            func color(_ i: Int) -> String { palette[i % palette.count] }
-            let val = (0..<count).compactMap { i in
-                series(g.runs, label: name(i), color: color(i)) { $0.valUnitAccuracy.count > i ? 100 * $0.valUnitAccuracy[i] : nil }
-            }
-            let loss = (0..<count).compactMap { i in
-                series(g.runs, label: name(i), color: color(i)) { $0.trainUnitLoss.count > i ? $0.trainUnitLoss[i] : nil }
-            } + [series(g.runs, label: "head", color: "#000000", dashed: true) { $0.trainHeadLoss }].compactMap { $0 }
-            let predictor = g.runs.first.map { Report.predictorName($0.record.config) } ?? "predictor"
-            let pred = [
-                series(g.runs, label: "predictor, val", color: "#000000") { $0.valSelected.map { 100 * $0 } },
-                series(g.runs, label: "head, train acc", color: "#555555", dashed: true) { $0.trainHeadAccuracy.map { 100 * $0 } },
-            ].compactMap { $0 }
-            let py = y + top + 12
-            var x = left
-            out += panel(val, x0: x, y0: py, title: "validation accuracy per readout (%)", percent: true)
-            x += panelWidth + gap + 20
-            out += panel(loss, x0: x, y0: py, title: "training loss (nats, log scale)", percent: false, log: true)
-            x += panelWidth + gap + 20
-            out += panel(pred, x0: x, y0: py, title: "\(predictor) (%)", percent: true)
-            x += panelWidth + 24
-            var ly = py + 4
-            for se in val.isEmpty ? [] : val {
-                out.append(legendItem(se, x: x, y: ly))
-                ly += 16
-            }
-            ly += 8
-            for se in pred + loss.filter({ $0.label == "head" }).map({ s in var s = s; s.label = "head, train loss"; return s }) {
-                out.append(legendItem(se, x: x, y: ly))
-                ly += 16
-            }
+            let swatch = Series(label: "\(g.name): \(n) run\(n == 1 ? "" : "s") (seed\(n == 1 ? "" : "s") \(seeds))"
+                + (n > 1 ? ", mean ± 1 std" : "") + " — \(g.runs.first.map { Report.predictorName($0.record.config) } ?? "")",
+                color: color(gi), points: [])
+            out.append(legendItem(swatch, x: left, y: ly))
+            ly += 16
         }
+        let styles = allReadouts ? "Every readout of a group in its colour (dashed: the last); training loss: predictor "
+            + "solid, last readout dashed." : "Readouts: solid the one chosen on validation (Best Pred), dashed the last; "
+            + "training loss: predictor solid, last readout dashed."
+        out.append("<text x=\"\(f(left))\" y=\"\(f(ly + 4))\" class=\"legend\">\(esc(styles))</text>")
+        out.append("<text x=\"\(f(left))\" y=\"\(f(ly + 20))\" class=\"legend\">Bands: ±1 sample std over the seeds of "
+            + "a group. Grey dashed: always predicting the majority class; grey dotted: chance.</text>")
         out.append("</svg>")
         return out.joined(separator: "\n") + "\n"
     }
