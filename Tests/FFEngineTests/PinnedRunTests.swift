@@ -41,23 +41,9 @@ final class PinnedRunTests: XCTestCase {
             ?? Bundle.module.resourceURL!.appendingPathComponent("Fixtures/pinned_runs.json")
     }
 
-    /// SHA-256 of the bits of an sgemm and a conv on fixed data: identical exactly when
-    /// the machine computes these kernels with the same instruction sequence.
-    func fingerprint() -> String {
-        let a = Tensor(uninitialized: [37, 29]), b = Tensor(uninitialized: [29, 41])
-        var rng = RNG(seed: 7, stream: 0)
-        rng.fillNormal(a, std: 1)
-        rng.fillNormal(b, std: 1)
-        let c = Ops.matmul(ctx, a, b)
-        let x = Tensor(uninitialized: [2, 5, 9, 7]), w = Tensor(uninitialized: [6, 5, 3, 3])
-        rng.fillNormal(x, std: 1)
-        rng.fillNormal(w, std: 1)
-        let y = Ops.conv2d(ctx, x, weight: w, bias: nil, Ops.ConvGeometry(kernel: 3, padding: 1))
-        var h = ffio_sha256_ctx()
-        ffio_sha256_init(&h)
-        for t in [c, y] { ffio_sha256_update(&h, t.pointer, t.count * 4) }
-        return hex(&h) + "-\(ctx.simdName)-\(ctx.threads)"
-    }
+    /// The arithmetic fingerprint (BuildInfo.fingerprint: an sgemm and a conv on fixed data,
+    /// with the SIMD level and thread count), as results.json and checkpoints record it.
+    func fingerprint() -> String { BuildInfo.fingerprint(ctx) }
 
     func hex(_ h: inout ffio_sha256_ctx) -> String {
         var d = [UInt8](repeating: 0, count: 32)
