@@ -59,8 +59,8 @@ final class ShowTests: XCTestCase {
     func testShowGroupsWhatTheRecipeUses() throws {
         let asge = try cli.ok(["show", "asge-fmnist"]).out
         for line in ["Network", "Local objective", "Between layers", "Predictor", "Data", "Optimisation",
-                     "rms_eps             1.928749848e-22", "alpha               1                   ASGE partition factor"] {
-            XCTAssertTrue(asge.contains(line), "\(line)\n\(asge)")
+                     #"rms_eps +1.928749848e-22"#, #"alpha +1 +ASGE partition factor"#] {
+            XCTAssertNotNil(asge.range(of: line, options: .regularExpression), "\(line)\n\(asge)")
         }
         for unused in ["cov ", "cov_directions", "momentum", "aux_kernel", "temperature_init", "fusion_init_first"] {
             XCTAssertFalse(asge.contains("  \(unused)"), "\(unused) does nothing for ASGE\n\(asge)")
@@ -76,6 +76,7 @@ final class ShowTests: XCTestCase {
         XCTAssertEqual(decoded, try Recipes.named("asge-fmnist"))
         // --data shows the config adapted to a dataset.
         let toy = try cli.ok(["show", "asge-cifar10", "--data", "data/toy"]).out
-        XCTAssertTrue(toy.contains("adapted to dataset 'toy'") && toy.contains("dataset             toy"), toy)
+        XCTAssertTrue(toy.contains("adapted to dataset 'toy'") && toy.range(of: "dataset +toy", options: .regularExpression) != nil,
+                      toy)
     }
 }

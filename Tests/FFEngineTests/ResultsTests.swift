@@ -282,3 +282,35 @@ final class EventFileTests: XCTestCase {
         XCTAssertEqual(back.map(\.value), [1.5, -2, 3])
     }
 }
+
+final class TemperatureRateTests: XCTestCase {
+    /// `temperature_lr_scale` gives tau its own learning rate: AdamW's first step moves a
+    /// parameter by about lr (its update is normalised), so tau moves 100x further at scale 100,
+    /// and every other parameter exactly as at scale 1.
+    func testTemperatureHasItsOwnLearningRate() throws {
+        let ctx = ComputeContext(threads: 1)
+        func oneStep(_ scale: Double) throws -> (tau: [Double], weights: [Float]) {
+            var c = RecipeConfig(name: "t", paper: "test", summary: "t", training: "layer-local", dataset: "none",
+                                 arch: "custom", lr: 1e-3, minLr: 0, weightDecay: 0, epochs: 1, batchSize: 8)
+            c.channels = [4, 6]
+            c.poolAfter = [1]
+            c.learnTemperature = true
+            c.temperatureLrScale = scale
+            let net = try Network(ctx, config: c, inputShape: [3, 8, 8], classes: 4)
+            let trainer = Trainer(ctx, net: net)
+            let batch = try InMemoryProvider.synthetic(count: 8, classes: 4, shape: [3, 8, 8], seed: 5)
+                .batches(epoch: 0, batchSize: 8).collect()[0]
+            var tally = Tally(units: net.readouts.count)
+            try trainer.trainStep(batch, lr: 1e-3, tally: &tally)
+            let weights = net.parameters.filter { !$0.name.hasSuffix("log_temperature") }.flatMap { $0.value.array }
+            return (net.objectives.compactMap(\.temperature).map { Foundation.log($0) }, weights)
+        }
+        let one = try oneStep(1), hundred = try oneStep(100)
+        XCTAssertEqual(one.weights, hundred.weights, "only tau's rate changes")
+        XCTAssertEqual(one.tau.count, 2)
+        for (a, b) in zip(one.tau, hundred.tau) {
+            XCTAssertEqual(abs(a), 1e-3, accuracy: 2e-4)
+            XCTAssertEqual(abs(b), 0.1, accuracy: 2e-2)
+        }
+    }
+}

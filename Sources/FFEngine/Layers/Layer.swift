@@ -6,6 +6,9 @@ public final class Parameter {
     public let grad: Tensor
     /// Whether weight decay applies (PyTorch's default optimizers decay every parameter).
     public var decay: Bool
+    /// Multiplies the optimizer's learning rate for this parameter (a parameter group with
+    /// its own rate, e.g. DTG-FF's temperature); 1 for every other parameter.
+    public var lrScale: Double = 1
 
     public init(name: String, value: Tensor, decay: Bool = true) {
         self.name = name

@@ -110,6 +110,7 @@ public final class Network {
             return SpatialGoodness(ctx, name: name, channels: tap[0], partition: p, bins: c.goodnessBins, classes: classes,
                                    readoutStd: Float(c.readoutStdScale / Double(classes).squareRoot()),
                                    learnTemperature: c.learnTemperature, temperatureInit: Float(c.temperatureInit),
+                                   temperatureLrScale: c.temperatureLrScale,
                                    seed: c.seed)
         }
     }

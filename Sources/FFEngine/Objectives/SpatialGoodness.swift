@@ -17,7 +17,8 @@ public final class SpatialGoodness: LocalObjective {
     private var projection: Tensor?
 
     public init(_ ctx: ComputeContext, name: String, channels: Int, partition: Int, bins: Ops.GoodnessBins = .adaptive,
-                classes: Int, readoutStd: Float, learnTemperature: Bool, temperatureInit: Float = 0, seed: UInt64) {
+                classes: Int, readoutStd: Float, learnTemperature: Bool, temperatureInit: Float = 0,
+                temperatureLrScale: Double = 1, seed: UInt64) {
         self.ctx = ctx
         self.name = name
         self.partition = partition
@@ -30,6 +31,7 @@ public final class SpatialGoodness: LocalObjective {
         logTemperature = learnTemperature
             ? Parameter(name: name + ".log_temperature", value: Tensor(filled: temperatureInit, shape: [1]), decay: false)
             : nil
+        logTemperature?.lrScale = temperatureLrScale
     }
 
     public var featureSize: Int { readout.shape[0] }

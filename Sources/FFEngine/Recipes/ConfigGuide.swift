@@ -45,6 +45,7 @@ public enum ConfigGuide {
         Field(key: "aux_bias", section: "Local objective", meaning: "SFF auxiliary conv has a bias"),
         Field(key: "learn_temperature", section: "Local objective", meaning: "DTG-FF learnable temperature T = exp(tau)"),
         Field(key: "temperature_init", section: "Local objective", meaning: "initial tau"),
+        Field(key: "temperature_lr_scale", section: "Local objective", meaning: "tau's learning rate / the layer's"),
         Field(key: "deep_sup_weight", section: "Local objective", meaning: "weight of each readout loss in BP-DeepSup"),
         Field(key: "inter_layer_norm", section: "Between layers", meaning: "layernorm or rms-scale on the forwarded tensor"),
         Field(key: "rms_eps", section: "Between layers", meaning: "epsilon of the RMS scaling"),

@@ -13,7 +13,7 @@ extension RecipeConfig {
             return unless(optimizer == "sgd", "it applies to optimizer = sgd, and this config uses '\(optimizer)'")
         case "beta1", "beta2", "adam_eps":
             return unless(optimizer == "adamw", "it applies to optimizer = adamw, and this config uses '\(optimizer)'")
-        case "temperature_init":
+        case "temperature_init", "temperature_lr_scale":
             return unless(learnTemperature, "it applies with learn_temperature = true (DTG-FF)")
         case "fusion_init_first", "fusion_init_last", "fusion_decay":
             return unless(pred == "goodness-logistic", "it applies with pred = goodness-logistic, and this config has '\(pred)'")

@@ -180,6 +180,10 @@ public struct RecipeConfig: Codable, Equatable {
     public var learnTemperature: Bool = false
     /// Initial tau (T = exp(tau)). [choice]
     public var temperatureInit: Double = 0
+    /// tau's learning rate as a multiple of the layer's (its own parameter group). At 1 and
+    /// lr 2e-4, AdamW moves tau by at most ~2e-4 per step, so T barely leaves 1 in short
+    /// runs (issue 20). [choice: 1 = the paper's single learning rate]
+    public var temperatureLrScale: Double = 1
     /// Fused classifier with BatchNorm1d before the Linear (DTG-FF).
     public var fusionBatchNorm: Bool = false
     /// Weight of each local readout loss that is trained together with the classifier's
@@ -455,6 +459,7 @@ public struct RecipeConfig: Codable, Equatable {
         if let v = resize { try int("resize", v, 1...4096) }
         try real("readout_std_scale", readoutStdScale, 0...1e3, lowerOpen: true)
         try real("temperature_init", temperatureInit, -20...20, " (T = exp(tau))")
+        try real("temperature_lr_scale", temperatureLrScale, 0...1e4)
         try real("deep_sup_weight", deepSupWeight, 0...1e3)
         try real("rrc_scale_min", rrcScaleMin, 0...1, lowerOpen: true)
         try int("epochs", epochs, 1...100_000)

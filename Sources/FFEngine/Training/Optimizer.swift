@@ -39,7 +39,7 @@ public final class AdamW: Optimizer {
         steps += 1
         for p in params {
             let (mt, vt) = state(p)
-            ff_adamw_step(ctx.raw, p.value.count, p.value.pointer, p.grad.pointer, mt.pointer, vt.pointer, Float(lr),
+            ff_adamw_step(ctx.raw, p.value.count, p.value.pointer, p.grad.pointer, mt.pointer, vt.pointer, Float(lr * p.lrScale),
                           beta1, beta2, eps, p.decay ? weightDecay : 0, steps)
         }
     }
@@ -76,7 +76,7 @@ public final class SGD: Optimizer {
         let first = steps == 0
         steps += 1
         for p in params {
-            ff_sgd_step(ctx.raw, p.value.count, p.value.pointer, p.grad.pointer, state(p).pointer, Float(lr), momentum, 0,
+            ff_sgd_step(ctx.raw, p.value.count, p.value.pointer, p.grad.pointer, state(p).pointer, Float(lr * p.lrScale), momentum, 0,
                         p.decay ? weightDecay : 0, nesterov ? 1 : 0, first ? 1 : 0)
         }
     }
