@@ -14,7 +14,7 @@ struct RecipeOverrides: ParsableArguments {
     @Option(parsing: .unconditional, help: "Peak learning rate (the cosine schedule ends at min_lr).") var lr: Double?
     @Option(parsing: .unconditional, help: "Random seed (weights, readouts, data order, augmentation); sweep takes --seeds instead.") var seed: UInt64?
     @Option(parsing: .unconditional, help: "Train on the first N images of a fixed permutation.") var subset: Int?
-    @Option(parsing: .unconditional, help: "Evaluate on the first N images of validation/test.") var evalSubset: Int?
+    @Option(parsing: .unconditional, help: "Evaluate on N images of validation/test: a fixed sample drawn with the seed (sorted), not the first N.") var evalSubset: Int?
     @Option(parsing: .unconditional, help: "Gradient accumulation: K micro-batches per optimizer step.") var accumulate: Int?
     @Option(help: "Label set: fine (labels) or coarse (CIFAR-100 superclasses).") var labels: String?
     @Option(parsing: .unconditional, help: "ASGE partition factor alpha.") var alpha: Double?
@@ -278,7 +278,7 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Dataset directory (default: the one the run read, else data/<dataset of the checkpoint>).")
     var data: String?
     @Option(help: "Split: test, val or train.") var split = "test"
-    @Option(parsing: .unconditional, help: "Evaluate the first N images only.") var subset: Int?
+    @Option(parsing: .unconditional, help: "Evaluate N images only: a fixed sample drawn with the checkpoint's seed (sorted), not the first N.") var subset: Int?
     @Option(help: "Write the results record (schema v2, as results.json) to this file.") var out: String?
     @Flag(help: "Let --out replace an existing file that is not an eval record (never the checkpoint itself).")
     var overwrite = false

@@ -314,3 +314,26 @@ final class TemperatureRateTests: XCTestCase {
         }
     }
 }
+
+final class OlderRecordTests: XCTestCase {
+    /// A results record written before a config field existed still reads (the field takes
+    /// its default), as config.json and checkpoints do: `repro table` and `repro plot` of
+    /// older runs keep working.
+    func testRecordWithoutANewerConfigFieldReads() throws {
+        let c = try Recipes.named("asge-fmnist")
+        let record = ResultsRecord(kind: "run", config: c, dataset: nil, classes: 10, split: nil, tally: nil,
+                                   readoutLabels: [], bestReadout: nil, checkpoint: nil, checkpointEpoch: nil,
+                                   history: [], epochsTrained: 1)
+        var object = try XCTUnwrap(try JSONSerialization.jsonObject(with: record.encoded()) as? [String: Any])
+        var config = try XCTUnwrap(object["config"] as? [String: Any])
+        config.removeValue(forKey: "temperature_lr_scale")
+        object["config"] = config
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ffrepro-old-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("results.json")
+        try JSONSerialization.data(withJSONObject: object).write(to: url)
+        let back = try ResultsRecord.read(url)
+        XCTAssertEqual(back.config, c)
+    }
+}

@@ -238,8 +238,17 @@ public struct ResultsRecord: Codable, Equatable {
 
     /// Reads a results.json / eval record; the error names the file and what is wrong.
     public static func read(_ url: URL) throws -> ResultsRecord {
-        guard let data = FileManager.default.contents(atPath: url.path) else {
+        guard var data = FileManager.default.contents(atPath: url.path) else {
             throw FFError(.missing, "Cannot read \(url.path).", file: url)
+        }
+        if var head = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+           (head["schema_version"] as? Int) == schemaVersion, let stored = head["config"] {
+            // A config written before a field existed lacks its key: read it as config.json
+            // is read (missing fields take their defaults), then decode the record.
+            let text = String(decoding: try JSONSerialization.data(withJSONObject: stored), as: UTF8.self)
+            let config = try RecipeConfig.fromJSON(text, source: url.path)
+            head["config"] = try JSONSerialization.jsonObject(with: RecipeConfig.encoder.encode(config))
+            data = try JSONSerialization.data(withJSONObject: head)
         }
         if let head = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
            (head["schema_version"] as? Int) != schemaVersion {
