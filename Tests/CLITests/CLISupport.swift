@@ -27,6 +27,15 @@ struct CLI {
                     file: file, line: line)
             throw FFError("no repro binary")
         }
+        let (p, out, err) = try start(args, env: env)
+        p.waitUntilExit()
+        return Result(status: p.terminationStatus, out: try String(contentsOf: out, encoding: .utf8),
+                      err: try String(contentsOf: err, encoding: .utf8))
+    }
+
+    /// Starts `repro args` in `cwd` (quiet, 1 thread, no FFREPRO_RUNS/DATA) without waiting;
+    /// stdout and stderr go to the files returned.
+    func start(_ args: [String], env: [String: String] = [:]) throws -> (Process, out: URL, err: URL) {
         let out = Scratch.directory("cli-out").appendingPathComponent("o.txt")
         let err = out.deletingLastPathComponent().appendingPathComponent("e.txt")
         FileManager.default.createFile(atPath: out.path, contents: nil)
@@ -45,9 +54,7 @@ struct CLI {
         p.standardOutput = try FileHandle(forWritingTo: out)
         p.standardError = try FileHandle(forWritingTo: err)
         try p.run()
-        p.waitUntilExit()
-        return Result(status: p.terminationStatus, out: try String(contentsOf: out, encoding: .utf8),
-                      err: try String(contentsOf: err, encoding: .utf8))
+        return (p, out, err)
     }
 
     /// Runs and fails the test unless the exit status is 0.

@@ -11,22 +11,10 @@ import Glibc
 final class InterruptTests: XCTestCase {
     var work: URL { TrustWorkspace.shared.work }
 
-    /// Starts `repro args` in the background; stdout and stderr go to files.
+    /// Starts `repro args` in the background; the second value is its stderr file.
     func start(_ args: [String]) throws -> (Process, URL) {
-        let log = Scratch.directory("interrupt-log").appendingPathComponent("err.txt")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
-        let p = Process()
-        p.executableURL = CLI.binary
-        p.arguments = args
-        p.currentDirectoryURL = work
-        var env = ProcessInfo.processInfo.environment
-        env["FFREPRO_QUIET"] = "1"
-        env["FFREPRO_THREADS"] = "1"
-        p.environment = env
-        p.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
-        p.standardError = try FileHandle(forWritingTo: log)
-        try p.run()
-        return (p, log)
+        let (p, _, err) = try CLI(cwd: work).start(args)
+        return (p, err)
     }
 
     /// Waits (at most a minute) until `file` exists.

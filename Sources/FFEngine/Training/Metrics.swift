@@ -56,6 +56,12 @@ public struct EpochRecord: Equatable {
     /// Without validation every epoch ranks alike (the run keeps the last one).
     public var selectionRank: Int64 { valSelected.map { Int64(($0 * 1e8).rounded()) } ?? Int64.min }
 
+    /// The epoch a run selects from `history`: the best validation rank (first on ties), or
+    /// without validation the last epoch. Used for best.h5, resume and results.json alike.
+    public static func selected(_ history: [EpochRecord]) -> EpochRecord? {
+        history.contains { $0.valSelected != nil } ? history.max { $0.selectionRank < $1.selectionRank } : history.last
+    }
+
     /// Percent with 6 decimals: k/n accuracies print as short decimals.
     static func pct(_ x: Double) -> Double { (x * 1e8).rounded() / 1e6 }
     static func pct(_ x: Double?) -> Double? { x.map(pct) }

@@ -14,31 +14,26 @@ public enum Report {
         return (t.headAccuracy, t.headTop5Accuracy)
     }
 
-    public static func predictorName(_ config: RecipeConfig) -> String {
-        switch config.pred {
-        case "best": return "Best Pred"
-        case "goodness-mean": return "Mean goodness of the readouts"
-        case "goodness-last": return "Goodness of the last readout"
-        case "goodness-logistic": return "Logistic Fusion of the readouts"
-        default:
-            if config.headBackprop { return config.hasLocalLoss ? "BP-DeepSup final classifier" : "BP classifier" }
-            if config.pred == "last" { return "Last Pred" }
-            return config.fusionBatchNorm ? "Fused classifier (BN+Linear)" : "Fusion Pred"
-        }
-    }
+    /// The predictor's name in summaries, results and tables.
+    public static func predictorName(_ config: RecipeConfig) -> String { predictorNames(config).full }
 
-    /// The predictor's name in progress and epoch lines (the summary uses `predictorName`);
-    /// nil for Best Pred, which has no head of its own.
-    static func shortPredictorName(_ config: RecipeConfig) -> String? {
+    /// The predictor's name in progress and epoch lines; nil for Best Pred, which has no head
+    /// of its own.
+    static func shortPredictorName(_ config: RecipeConfig) -> String? { predictorNames(config).short }
+
+    /// One decision, two spellings: the summary's name and the short one of the progress lines.
+    static func predictorNames(_ config: RecipeConfig) -> (full: String, short: String?) {
         switch config.pred {
-        case "best": return nil
-        case "goodness-mean": return "mean goodness"
-        case "goodness-last": return "last goodness"
-        case "goodness-logistic": return "Logistic Fusion"
+        case "best": return ("Best Pred", nil)
+        case "goodness-mean": return ("Mean goodness of the readouts", "mean goodness")
+        case "goodness-last": return ("Goodness of the last readout", "last goodness")
+        case "goodness-logistic": return ("Logistic Fusion of the readouts", "Logistic Fusion")
         default:
-            if config.headBackprop { return config.hasLocalLoss ? "final classifier" : "BP classifier" }
-            if config.pred == "last" { return "Last Pred" }
-            return config.fusionBatchNorm ? "fused classifier" : "Fusion Pred"
+            if config.headBackprop {
+                return config.hasLocalLoss ? ("BP-DeepSup final classifier", "final classifier") : ("BP classifier", "BP classifier")
+            }
+            if config.pred == "last" { return ("Last Pred", "Last Pred") }
+            return config.fusionBatchNorm ? ("Fused classifier (BN+Linear)", "fused classifier") : ("Fusion Pred", "Fusion Pred")
         }
     }
 

@@ -164,9 +164,8 @@ public struct ResultsRecord: Codable, Equatable {
         self.checkpointEpoch = checkpointEpoch
         self.epochsTrained = epochsTrained
         epochsPlanned = config.epochs
-        // Without validation the run keeps its last epoch (Run.swift) and there is no val %.
-        let validated = history.contains { $0.valSelected != nil }
-        let best = validated ? history.max { $0.selectionRank < $1.selectionRank } : history.last
+        // Without validation the run keeps its last epoch and there is no val %.
+        let best = EpochRecord.selected(history)
         bestEpoch = best?.epoch
         bestValPct = best?.valSelected.map { pct($0) }
         predictor = Report.predictorName(config)
@@ -241,20 +240,20 @@ public struct ResultsRecord: Codable, Equatable {
         guard var data = FileManager.default.contents(atPath: url.path) else {
             throw FFError(.missing, "Cannot read \(url.path).", file: url)
         }
-        if var head = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-           (head["schema_version"] as? Int) == schemaVersion, let stored = head["config"] {
-            // A config written before a field existed lacks its key: read it as config.json
-            // is read (missing fields take their defaults), then decode the record.
-            let text = String(decoding: try JSONSerialization.data(withJSONObject: stored), as: UTF8.self)
-            let config = try RecipeConfig.fromJSON(text, source: url.path)
-            head["config"] = try JSONSerialization.jsonObject(with: RecipeConfig.encoder.encode(config))
-            data = try JSONSerialization.data(withJSONObject: head)
-        }
-        if let head = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-           (head["schema_version"] as? Int) != schemaVersion {
-            throw FFError(.format, "\(url.path) is not a results record of schema v\(schemaVersion) (it was written "
-                + "by an older repro, or by something else). Evaluate the run's best.h5 again with "
-                + "`repro eval --checkpoint DIR/best.h5 --out \(url.lastPathComponent)`.", file: url)
+        if var head = try? JSONSerialization.jsonObject(with: data) as? [String: Any] {
+            guard (head["schema_version"] as? Int) == schemaVersion else {
+                throw FFError(.format, "\(url.path) is not a results record of schema v\(schemaVersion) (it was written "
+                    + "by an older repro, or by something else). Evaluate the run's best.h5 again with "
+                    + "`repro eval --checkpoint DIR/best.h5 --out \(url.lastPathComponent)`.", file: url)
+            }
+            if let stored = head["config"] {
+                // A config written before a field existed lacks its key: read it as config.json
+                // is read (missing fields take their defaults), then decode the record.
+                let text = String(decoding: try JSONSerialization.data(withJSONObject: stored), as: UTF8.self)
+                let config = try RecipeConfig.fromJSON(text, source: url.path)
+                head["config"] = try JSONSerialization.jsonObject(with: RecipeConfig.encoder.encode(config))
+                data = try JSONSerialization.data(withJSONObject: head)
+            }
         }
         do {
             return try RecipeConfig.decoder.decode(ResultsRecord.self, from: data)

@@ -209,9 +209,7 @@ public final class TrainingRun {
     /// the final test never names a best.h5 that is missing or from another epoch.
     private func initialBest(_ history: [EpochRecord], trainer: Trainer, state: RunState) throws -> (rank: Int64, epoch: Int)? {
         // Without validation the last epoch is the selected one, as in a run never interrupted.
-        let validated = history.contains { $0.valSelected != nil }
-        guard let resume, let top = validated ? history.max(by: { $0.selectionRank < $1.selectionRank }) : history.last
-        else { return nil }
+        guard let resume, let top = EpochRecord.selected(history) else { return nil }
         func holdsBest(_ url: URL) -> Bool {
             guard let info = try? RunCheckpoint.describe(url) else { return false }
             return info.epoch == top.epoch && RunCheckpoint.differences(info.config, config).allSatisfy { $0 == "epochs" }
@@ -226,7 +224,7 @@ public final class TrainingRun {
         log("note: no best.h5 for epoch \(top.epoch) next to \(resume.path); the resumed epoch \(own.epoch) counts as "
             + "the best so far")
         try RunCheckpoint.save(trainer, state: state, dataset: data.dataset, to: bestCheckpoint, weightsOnly: true,
-                                           build: build)
+                               build: build)
         return (own.selectionRank, own.epoch)
     }
 
